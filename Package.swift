@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "outbox-relay",
+    platforms: [.macOS(.v15)],
+    products: [
+        // What applications link to enqueue inside their own transactions.
+        .library(name: "Outbox", targets: ["Outbox"]),
+        // The relay itself, for embedding in a service or driving from tests.
+        .library(name: "OutboxRelay", targets: ["OutboxRelay"]),
+        // The public wire contract consumers decode.
+        .library(name: "OutboxEnvelope", targets: ["OutboxEnvelope"]),
+        .executable(name: "outbox-relay", targets: ["outbox-relay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "OutboxEnvelope",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "Outbox",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "OutboxRelay",
+            dependencies: [
+                "CRdKafka",
+                "Outbox",
+                "OutboxEnvelope",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "outbox-relay",
+            dependencies: [
+                "OutboxRelay",
+                "Outbox",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "OutboxRelayTests",
+            dependencies: ["OutboxRelay", "Outbox", "OutboxEnvelope"]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)
