@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Enqueues messages on the caller's own connection, inside the caller's transaction.
+///
+/// That is the whole point of a transactional outbox: the message row commits or rolls back
+/// together with the business change. The writer therefore never opens a transaction itself; it
+/// calls the schema's public `enqueue(...)` SQL function, which any other language can call the
+/// same way, so lane hashing and wake-up notifications behave identically for every producer.
+public struct OutboxWriter: Sendable {
+    public let schema: SchemaName
+
+    public init(schema: SchemaName = .default) {
+        self.schema = schema
+    }
+
+    /// Enqueues one message and returns its outbox id (the envelope's `sequence`).
+    @discardableResult
+    public func enqueue(
+        _ message: OutboxMessage, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int64 {
+        let ids = try await enqueue([message], on: connection, logger: logger)
+        return ids[0]
+    }
+
+    /// Enqueues many messages with one round trip and returns their outbox ids in input order.
+    ///
+    /// Ids increase in input order, so several messages for one key keep their order.
+    @discardableResult
+    public func enqueue(
+        _ messages: [OutboxMessage], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Int64] {
+        guard !messages.isEmpty else { return [] }
+        let query = try Self.enqueueQuery(schema: schema, messages: messages)
+        var ids: [Int64] = []
+        ids.reserveCapacity(messages.count)
+        for try await id in try await connection.query(query, logger: logger).decode(Int64.self) {
+            ids.append(id)
+        }
+        return ids
+    }
+
+    /// Builds one statement that enqueues every message through `enqueue(...)`, preserving order
+    /// (`WITH ORDINALITY` + `ORDER BY`) so ids follow the input.
+    static func enqueueQuery(schema: SchemaName, messages: [OutboxMessage]) throws -> PostgresQuery {
+        var topics: [String] = []
+        var keys: [String?] = []
+        var payloads: [ByteBuffer] = []
+        var headers: [String] = []
+        var types: [String?] = []
+        var contentTypes: [String?] = []
+        for message in messages {
+            topics.append(message.topic)
+            keys.append(message.key)
+            payloads.append(ByteBuffer(bytes: message.payload))
+            headers.append(try HeadersJSON.encode(message.headers))
+            types.append(message.type)
+            contentTypes.append(message.contentType)
+        }
+        var binds = PostgresBindings(capacity: 6)
+        binds.append(topics)
+        binds.append(keys.map { $0 ?? "" })
+        binds.append(keys.map { $0 == nil })
+        binds.append(payloads)
+        binds.append(headers)
+        binds.append(types.map { $0 ?? "" })
+        binds.append(contentTypes.map { $0 ?? "" })
+        let sql = """
+            SELECT \(schema).enqueue(m.topic, CASE WHEN m.no_key THEN NULL ELSE m.key END, m.payload,
+                                     m.headers::jsonb, NULLIF(m.type, ''), NULLIF(m.content_type, ''))
+            FROM unnest($1::text[], $2::text[], $3::bool[], $4::bytea[], $5::text[], $6::text[], $7::text[])
+                 WITH ORDINALITY AS m(topic, key, no_key, payload, headers, type, content_type, ord)
+            ORDER BY m.ord
+            """
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
+    }
+}
+
+/// Headers travel as a JSON object of strings (a `jsonb` column), readable from SQL by operators.
+enum HeadersJSON {
+    static func encode(_ headers: [String: String]) throws -> String {
+        if headers.isEmpty { return "{}" }
+        let data = try JSONSerialization.data(withJSONObject: headers, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

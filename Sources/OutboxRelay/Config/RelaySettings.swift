@@ -1,0 +1,157 @@
+import Foundation
+import Outbox
+
+/// All settings of `outbox-relay`, parsed from one flat map of `OUTBOX_*` names to text.
+///
+/// The command line builds that map from the environment and overlays its flags (flags win), so
+/// parsing and validation are one pure function that tests can call with any map.
+public struct RelaySettings: Sendable {
+    public var database: DatabaseURL
+    public var kafkaBrokers: String?
+    public var kafkaProperties: [String: String]
+    public var kafkaMessageTimeout: Duration
+    public var relay: RelayConfiguration
+    public var logLevel: String
+
+    /// Every setting with its default, for `--help` texts and the README's reference table.
+    public static let defaults: [(name: String, value: String, meaning: String)] = [
+        ("OUTBOX_DATABASE_URL", "(required)", "postgres://user[:password]@host[:port]/db[?sslmode=...]"),
+        ("OUTBOX_KAFKA_BROKERS", "(required for run)", "bootstrap servers, host:port[,host:port]"),
+        ("OUTBOX_KAFKA_PROPERTIES", "", "extra librdkafka properties, name=value separated by commas or newlines"),
+        ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "30s", "how long librdkafka tries to deliver before reporting failure"),
+        ("OUTBOX_SCHEMA", "outbox", "schema holding the outbox tables"),
+        ("OUTBOX_RELAY_ID", "host-pid-random", "this relay's unique name"),
+        ("OUTBOX_SOURCE", "outbox", "envelope source and id prefix"),
+        ("OUTBOX_BATCH_SIZE", "1000", "messages per batch, 1-10000"),
+        ("OUTBOX_LEASE_TTL", "15s", "lane lease lifetime, 2s-10m"),
+        ("OUTBOX_RENEW_INTERVAL", "5s", "lease renewal period, at most a third of the lease TTL"),
+        ("OUTBOX_POLL_INTERVAL", "1s", "idle poll period (NOTIFY wakes relays sooner)"),
+        ("OUTBOX_MAX_MESSAGE_BYTES", "1000000", "largest encoded envelope; larger messages are dead-lettered"),
+        ("OUTBOX_MAX_ATTEMPTS", "10", "attempts before a retriable failure is dead-lettered"),
+        ("OUTBOX_RETRY_BASE", "500ms", "first retry delay bound (doubles per attempt, full jitter)"),
+        ("OUTBOX_RETRY_MAX", "60s", "largest retry delay"),
+        ("OUTBOX_LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical"),
+    ]
+
+    public static let knownNames: Set<String> = Set(defaults.map(\.name))
+
+    public init(values: [String: String], defaultRelayID: @autoclosure () -> String = RelaySettings.generatedRelayID()) throws(ConfigurationError) {
+        func value(_ name: String) -> String? {
+            guard let text = values[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            return text
+        }
+        func integer(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigurationError(
+                    setting: name, problem: "\(String(reflecting: text)) is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        func duration(_ name: String, default fallback: Duration, in range: ClosedRange<Duration>) throws(ConfigurationError) -> Duration {
+            guard let text = value(name) else { return fallback }
+            guard let parsed = DurationParser.parse(text) else {
+                throw ConfigurationError(setting: name, problem: "\(String(reflecting: text)) is not a duration; write it like 500ms, 15s or 2m")
+            }
+            guard range.contains(parsed) else {
+                throw ConfigurationError(setting: name, problem: "\(text) is out of range; use \(range.lowerBound) to \(range.upperBound)")
+            }
+            return parsed
+        }
+
+        guard let url = value("OUTBOX_DATABASE_URL") else {
+            throw ConfigurationError(
+                setting: "OUTBOX_DATABASE_URL",
+                problem: "not set; give the outbox database, e.g. postgres://postgres@127.0.0.1:5432/app (eval \"$(scripts/services env)\" sets it for the local services)")
+        }
+        database = try DatabaseURL(url)
+
+        let schemaText = value("OUTBOX_SCHEMA") ?? "outbox"
+        let schema: SchemaName
+        do { schema = try SchemaName(schemaText) } catch {
+            throw ConfigurationError(setting: "OUTBOX_SCHEMA", problem: error.description)
+        }
+
+        kafkaBrokers = value("OUTBOX_KAFKA_BROKERS")
+        if let brokers = kafkaBrokers {
+            for broker in brokers.split(separator: ",") {
+                let parts = broker.trimmingCharacters(in: .whitespaces).split(separator: ":")
+                guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else {
+                    throw ConfigurationError(
+                        setting: "OUTBOX_KAFKA_BROKERS",
+                        problem: "\(String(reflecting: String(broker))) is not host:port; give a comma-separated list like 127.0.0.1:9092,broker2:9092")
+                }
+            }
+        }
+        kafkaProperties = try Self.parseProperties(value("OUTBOX_KAFKA_PROPERTIES"))
+        kafkaMessageTimeout = try duration("OUTBOX_KAFKA_MESSAGE_TIMEOUT", default: .seconds(30), in: .seconds(1)...(.seconds(3600)))
+
+        let leaseTTL = try duration("OUTBOX_LEASE_TTL", default: .seconds(15), in: .seconds(2)...(.seconds(600)))
+        let renewInterval = try duration("OUTBOX_RENEW_INTERVAL", default: min(.seconds(5), leaseTTL / 3), in: .milliseconds(100)...(.seconds(200)))
+        guard renewInterval * 3 <= leaseTTL else {
+            throw ConfigurationError(
+                setting: "OUTBOX_RENEW_INTERVAL",
+                problem: "\(renewInterval) is more than a third of the lease TTL (\(leaseTTL)); a relay must get several chances to renew before its lease expires — lower it or raise OUTBOX_LEASE_TTL")
+        }
+        let retryBase = try duration("OUTBOX_RETRY_BASE", default: .milliseconds(500), in: .milliseconds(1)...(.seconds(3600)))
+        let retryMax = try duration("OUTBOX_RETRY_MAX", default: .seconds(60), in: .milliseconds(1)...(.seconds(86400)))
+        guard retryBase <= retryMax else {
+            throw ConfigurationError(setting: "OUTBOX_RETRY_BASE", problem: "\(retryBase) is larger than OUTBOX_RETRY_MAX (\(retryMax))")
+        }
+        let source = value("OUTBOX_SOURCE") ?? "outbox"
+        let relayID = value("OUTBOX_RELAY_ID") ?? defaultRelayID()
+        guard relayID.utf8.count <= 200 else {
+            throw ConfigurationError(setting: "OUTBOX_RELAY_ID", problem: "longer than 200 characters")
+        }
+        relay = RelayConfiguration(
+            schema: schema,
+            relayID: relayID,
+            source: source,
+            batchSize: try integer("OUTBOX_BATCH_SIZE", default: 1000, in: 1...10_000),
+            leaseTTL: leaseTTL,
+            renewInterval: renewInterval,
+            pollInterval: try duration("OUTBOX_POLL_INTERVAL", default: .seconds(1), in: .milliseconds(10)...(.seconds(60))),
+            maximumMessageBytes: try integer("OUTBOX_MAX_MESSAGE_BYTES", default: 1_000_000, in: 1024...(1 << 30)),
+            retry: RetryPolicy(
+                baseDelay: retryBase, maximumDelay: retryMax,
+                maximumAttempts: try integer("OUTBOX_MAX_ATTEMPTS", default: 10, in: 1...1000)))
+        let level = value("OUTBOX_LOG_LEVEL") ?? "info"
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
+            throw ConfigurationError(setting: "OUTBOX_LOG_LEVEL", problem: "\(String(reflecting: level)) is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        logLevel = level
+    }
+
+    /// The brokers, or the error `run` reports when they are missing.
+    public func requireKafkaBrokers() throws(ConfigurationError) -> String {
+        guard let kafkaBrokers else {
+            throw ConfigurationError(
+                setting: "OUTBOX_KAFKA_BROKERS",
+                problem: "not set; give the bootstrap servers, e.g. 127.0.0.1:9092")
+        }
+        return kafkaBrokers
+    }
+
+    /// `name=value` pairs separated by commas or newlines; values may contain `=`.
+    static func parseProperties(_ text: String?) throws(ConfigurationError) -> [String: String] {
+        guard let text else { return [:] }
+        var properties: [String: String] = [:]
+        for entry in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
+            let entry = entry.trimmingCharacters(in: .whitespaces)
+            if entry.isEmpty { continue }
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ConfigurationError(
+                    setting: "OUTBOX_KAFKA_PROPERTIES",
+                    problem: "entry \(String(reflecting: String(entry.prefix(40)))) is not name=value (for example security.protocol=SASL_SSL)")
+            }
+            properties[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        return properties
+    }
+
+    public static func generatedRelayID() -> String {
+        let host = ProcessInfo.processInfo.hostName
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        return "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
+    }
+}

@@ -1,0 +1,75 @@
+/// How to build the relay's producer.
+///
+/// The defaults are the relay's delivery guarantees (no loss, per-key order, no duplicates from retries)
+/// plus throughput settings; ``properties`` are applied after them, so a user can override any of them
+/// (TLS, SASL, tuning). Overriding a guarantee (`acks`, `enable.idempotence`) is allowed but logged as a warning.
+public struct KafkaProducerConfiguration: Sendable {
+    /// `bootstrap.servers`, e.g. `127.0.0.1:19092` or `b1:9092,b2:9092`.
+    public var bootstrapServers: String
+    /// Pass-through librdkafka properties (the user's `kafka.*` settings, TLS, SASL, ...), applied after defaults.
+    /// Values of sensitive properties (see ``KafkaSecretProperties``) are never logged or echoed in errors.
+    public var properties: [String: String]
+    /// `message.timeout.ms`: how long librdkafka keeps trying one record before reporting `_MSG_TIMED_OUT`
+    /// (classified as an outage). Also bounds how long ``KafkaProducer/send(_:)`` can wait.
+    public var messageTimeout: Duration
+
+    public init(bootstrapServers: String, properties: [String: String] = [:], messageTimeout: Duration = .seconds(30)) {
+        self.bootstrapServers = bootstrapServers
+        self.properties = properties
+        self.messageTimeout = messageTimeout
+    }
+
+    /// The relay's defaults, in the order they are applied.
+    ///
+    /// - `enable.idempotence=true`, `acks=all`: no loss and no reordering or duplicates from librdkafka's own retries
+    ///   (idempotence also caps `max.in.flight` at 5 and keeps per-partition order across retries).
+    /// - `partitioner=murmur2_random`: the same partition the Java client picks for a key, so consumers and
+    ///   other producers agree; records without a key spread randomly.
+    /// - `compression.type=lz4`, `linger.ms=5`: cheap compression and a few ms of batching; outbox records of one
+    ///   batch arrive together anyway.
+    /// - `queue.buffering.max.messages=500000`, `batch.num.messages=10000`: room for several relay batches in
+    ///   flight at > 50k msg/s without `_QUEUE_FULL` stalls, and large produce requests.
+    /// - `log.connection.close=false`: idle connections closed by the broker are normal, not worth a log line.
+    public static let defaultProperties: [(name: String, value: String)] = [
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("compression.type", "lz4"),
+        ("linger.ms", "5"),
+        ("partitioner", "murmur2_random"),
+        ("queue.buffering.max.messages", "500000"),
+        ("batch.num.messages", "10000"),
+        ("log.connection.close", "false"),
+        ("client.id", "outbox-relay"),
+    ]
+
+    /// Properties a user may not set because the producer relies on their default behaviour:
+    /// with `delivery.report.only.error=true` successful deliveries would never be reported and
+    /// ``KafkaProducer/send(_:)`` would wait for them forever.
+    public static let forbiddenProperties: [String: String] = [
+        "delivery.report.only.error": "the relay needs a delivery report for every record to know it may delete the outbox row",
+        "transactional.id": "the relay produces idempotently, not transactionally (and Tansu's transactions are not isolated)",
+    ]
+
+    /// Every property handed to librdkafka, in order: `bootstrap.servers`, the defaults, `message.timeout.ms`,
+    /// then the user's ``properties`` sorted by name (later entries win).
+    public var librdkafkaProperties: [(name: String, value: String)] {
+        var result: [(name: String, value: String)] = [("bootstrap.servers", bootstrapServers)]
+        result += Self.defaultProperties
+        result.append(("message.timeout.ms", String(Self.milliseconds(messageTimeout))))
+        result += properties.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+        return result
+    }
+
+    /// Checks every property against librdkafka without creating a client (no network), so configuration errors
+    /// surface at start-up with the property's name.
+    public func validate() throws(KafkaClientError) {
+        let conf = try KafkaConf.make(librdkafkaProperties, forbidden: Self.forbiddenProperties)
+        conf.destroy()
+    }
+
+    /// `Duration` → whole milliseconds, at least 1 (librdkafka treats 0 as "infinite" for several timeouts).
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}

@@ -1,0 +1,179 @@
+import Logging
+import ServiceLifecycle
+
+/// The relay loop proper: read a batch of held lanes in id order, build envelopes, produce them all,
+/// wait for every delivery report, then settle the batch with at most three fenced statements
+/// (delete the delivered, reschedule the retriable, dead-letter the poison).
+///
+/// A batch is settled completely before the next one is read, so at most one batch per lane is
+/// ever in flight (the duplicate bound after a crash), and a message's retry is recorded before
+/// any later message of its key can be read.
+struct BatchPipeline: Sendable {
+    let store: RelayStore
+    let table: LeaseTable
+    let doorbell: Doorbell
+    let producers: ProducerSlot
+    let builder: EnvelopeBuilder
+    let configuration: RelayConfiguration
+    let logger: Logger
+
+    enum BatchOutcome: Equatable {
+        /// Nothing to do: no lanes held or no message ready.
+        case idle
+        /// A batch was settled; `full` means more is probably waiting.
+        case settled(full: Bool)
+        /// Deliveries failed because the broker is unreachable; nothing was charged to the messages.
+        case brokerOutage(String)
+    }
+
+    /// Runs until a graceful shutdown (finishing the batch in flight) or, with `stopWhenDrained`,
+    /// until the outbox is empty.
+    func run() async {
+        var databaseBackoff = OutageBackoff()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                switch try await publishOneBatch() {
+                case .settled(let full):
+                    databaseBackoff.reset()
+                    if !full { continue }
+                case .idle:
+                    databaseBackoff.reset()
+                    if configuration.stopWhenDrained, try await store.isEmpty(logger: logger) {
+                        logger.info("outbox is empty; stopping as asked (--stop-when-drained)")
+                        return
+                    }
+                    await doorbell.wait(timeout: configuration.pollInterval)
+                case .brokerOutage(let error):
+                    await waitForBroker(firstError: error)
+                }
+            } catch {
+                let delay = databaseBackoff.next()
+                logger.warning(
+                    "database unavailable; retrying",
+                    metadata: ["error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
+                await doorbell.wait(timeout: delay)
+            }
+        }
+    }
+
+    func publishOneBatch() async throws -> BatchOutcome {
+        let leases = table.beginBatch(now: .now, horizon: configuration.selfFencingMargin)
+        defer { table.endBatch() }
+        guard !leases.isEmpty else { return .idle }
+        let rows = try await store.readBatch(lanes: leases.map(\.lane), limit: configuration.batchSize, logger: logger)
+        guard !rows.isEmpty else { return .idle }
+
+        var records: [KafkaRecord] = []
+        var produced: [PendingMessage] = []
+        var deadLetters: [DeadLetterDecision] = []
+        records.reserveCapacity(rows.count)
+        produced.reserveCapacity(rows.count)
+        for row in rows {
+            switch builder.build(row) {
+            case .record(let record, _):
+                records.append(record)
+                produced.append(row)
+            case .poison(let reason, let error):
+                deadLetters.append(DeadLetterDecision(id: row.id, reason: reason, error: error, attempts: row.attempts))
+            }
+        }
+
+        let results = records.isEmpty ? [] : await producers.current.send(records)
+
+        var delivered: [Int64] = []
+        var retries: [RetryDecision] = []
+        var outage: DeliveryError?
+        delivered.reserveCapacity(results.count)
+        for (row, result) in zip(produced, results) {
+            switch result {
+            case .success:
+                delivered.append(row.id)
+            case .failure(let error):
+                let attempts = Int(row.attempts) + 1
+                switch error.failureClass {
+                case .outage:
+                    outage = outage ?? error
+                case .permanent:
+                    deadLetters.append(
+                        DeadLetterDecision(
+                            id: row.id, reason: .brokerRejected, error: "\(error.name): \(error.message)",
+                            attempts: Int32(attempts)))
+                case .retriable where configuration.retry.isExhausted(afterAttempts: attempts):
+                    deadLetters.append(
+                        DeadLetterDecision(
+                            id: row.id, reason: .attemptsExhausted,
+                            error: "gave up after \(attempts) attempts; last error \(error.name): \(error.message)",
+                            attempts: Int32(attempts)))
+                case .retriable:
+                    retries.append(
+                        RetryDecision(
+                            id: row.id,
+                            delayMilliseconds: configuration.retry.delay(afterAttempt: attempts).milliseconds,
+                            error: "\(error.name): \(error.message)"))
+                }
+            }
+        }
+
+        // Only lanes still held, by epoch and by the local deadline, may be written; the others'
+        // rows stay for their new owner (at worst a duplicate, never a loss).
+        let writable = table.stillValid(leases, now: .now)
+        if writable.count < leases.count {
+            logger.warning(
+                "lease ran out during a batch; leaving its rows to the next owner",
+                metadata: ["lanes": "\(Set(leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
+        }
+        try await store.ack(ids: delivered, leases: writable, logger: logger)
+        if !deadLetters.isEmpty {
+            let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
+            logger.warning(
+                "moved poison messages to the dead-letter table",
+                metadata: [
+                    "count": "\(moved)",
+                    "reasons": "\(Dictionary(grouping: deadLetters, by: \.reason.rawValue).mapValues(\.count))",
+                ])
+        }
+        if !retries.isEmpty {
+            try await store.retry(retries, leases: writable, logger: logger)
+            logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
+        }
+        logger.debug(
+            "batch settled",
+            metadata: [
+                "read": "\(rows.count)", "delivered": "\(delivered.count)", "retried": "\(retries.count)",
+                "dead_lettered": "\(deadLetters.count)",
+            ])
+        if let outage {
+            return .brokerOutage("\(outage.name): \(outage.message)")
+        }
+        return .settled(full: rows.count >= configuration.batchSize)
+    }
+
+    /// Pauses publishing until the broker answers again; no attempt is charged meanwhile.
+    private func waitForBroker(firstError: String) async {
+        logger.warning("broker unreachable; pausing publishing until it is back", metadata: ["error": "\(firstError)"])
+        var backoff = OutageBackoff()
+        let started = ContinuousClock.now
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await producers.replaceIfFatal()
+            if await producers.current.brokerIsReachable(timeout: .seconds(2)) {
+                logger.info("broker reachable again; resuming", metadata: ["paused": "\(ContinuousClock.now - started)"])
+                return
+            }
+            await doorbell.wait(timeout: backoff.next())
+        }
+    }
+}
+
+/// Exponential pauses while a dependency is down: 250 ms doubling to 5 s, no attempts involved.
+struct OutageBackoff: Sendable {
+    private var next_ = Duration.milliseconds(250)
+
+    mutating func next() -> Duration {
+        defer { next_ = min(next_ * 2, .seconds(5)) }
+        return next_
+    }
+
+    mutating func reset() {
+        next_ = .milliseconds(250)
+    }
+}

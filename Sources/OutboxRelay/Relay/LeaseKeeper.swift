@@ -1,0 +1,98 @@
+import Logging
+
+/// Keeps this relay's share of the lanes: heartbeats its membership, renews held leases in one
+/// statement, claims free or expired lanes up to the fair share and hands back the surplus.
+///
+/// It runs beside the batch pipeline, never inside it, so a slow batch (a broker outage, a long
+/// flush) cannot delay renewal; and the pipeline's view of which lanes it may touch comes only from
+/// the `LeaseTable` this keeper maintains.
+struct LeaseKeeper: Sendable {
+    let store: RelayStore
+    let table: LeaseTable
+    let doorbell: Doorbell
+    let configuration: RelayConfiguration
+    let identity: RelayIdentity
+    let logger: Logger
+
+    /// Ticks every renewal interval until cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            await tick()
+            try? await Task.sleep(for: configuration.renewInterval)
+        }
+    }
+
+    func tick() async {
+        let started = ContinuousClock.now
+        let validUntil = started + configuration.leaseTTL - configuration.selfFencingMargin
+        do {
+            let live = try await store.heartbeat(
+                host: identity.host, pid: identity.pid, version: identity.version,
+                liveWithin: configuration.leaseTTL, logger: logger)
+            let attempted = table.all
+            if !attempted.isEmpty {
+                let renewed = try await store.renew(attempted, ttl: configuration.leaseTTL, logger: logger)
+                let lost = table.applyRenewal(attempted: attempted, renewed: renewed, validUntil: validUntil)
+                if !lost.isEmpty {
+                    logger.warning("lost lane leases", metadata: ["lanes": "\(lost.sorted())"])
+                }
+            }
+            let target = FairShare.target(lanes: Migration.laneCount, liveRelays: live)
+            let held = table.count
+            if held < target {
+                let claimed = try await store.claim(count: target - held, ttl: configuration.leaseTTL, logger: logger)
+                if !claimed.isEmpty {
+                    table.add(claimed, validUntil: validUntil)
+                    logger.info(
+                        "claimed lanes",
+                        metadata: ["count": "\(claimed.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
+                    doorbell.ring()
+                }
+            } else if held > target {
+                let releasable = table.surplusToRelease(count: held - target)
+                if !releasable.isEmpty {
+                    try await store.release(releasable, logger: logger)
+                    table.remove(releasable.map(\.lane))
+                    logger.info(
+                        "released surplus lanes",
+                        metadata: ["count": "\(releasable.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
+                }
+            }
+        } catch {
+            logger.warning("lease renewal failed; will retry", metadata: ["error": "\(String(reflecting: error))"])
+        }
+        let expired = table.expire(now: .now)
+        if !expired.isEmpty {
+            logger.error(
+                "self-fenced lanes whose lease could not be renewed in time",
+                metadata: ["lanes": "\(expired.sorted())"])
+        }
+    }
+
+    /// Hands every lane back and leaves the membership, so others take over without a TTL wait.
+    func releaseAll() async {
+        let leases = table.removeAll()
+        do {
+            try await store.release(leases, logger: logger)
+            try await store.deregister(logger: logger)
+            logger.info("released lanes", metadata: ["count": "\(leases.count)"])
+        } catch {
+            logger.warning(
+                "could not release lanes; they expire after the lease TTL",
+                metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+}
+
+/// What a relay says about itself in the `relays` table.
+public struct RelayIdentity: Sendable {
+    public var host: String
+    public var pid: Int32
+    public var version: String
+
+    public init(host: String, pid: Int32, version: String) {
+        self.host = host
+        self.pid = pid
+        self.version = version
+    }
+}

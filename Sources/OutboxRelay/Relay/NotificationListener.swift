@@ -1,0 +1,31 @@
+import Logging
+import PostgresNIO
+
+/// LISTENs on the outbox's channel and rings the doorbell for every notification, so an idle relay
+/// publishes a new message within milliseconds instead of at the next poll. The poll stays as the
+/// fallback: a lost connection or a missed notification only costs up to one poll interval.
+struct NotificationListener: Sendable {
+    let client: PostgresClient
+    let channel: String
+    let doorbell: Doorbell
+    let logger: Logger
+
+    func run() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    let notifications = try await connection.listen(channel)
+                    // Whatever was enqueued while we were not listening is found by this read.
+                    doorbell.ring()
+                    for try await _ in notifications {
+                        doorbell.ring()
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("LISTEN connection lost; reconnecting", metadata: ["error": "\(String(reflecting: error))"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Logging
+import Synchronization
+
+/// The relay's Kafka producer, replaceable.
+///
+/// librdkafka can declare an idempotent producer unusable (a fatal error, e.g. after a broker lost
+/// the producer's sequence state — which a memory-only broker does on every restart). Every later
+/// send then fails as an outage, so the relay would pause forever; instead the pipeline asks this
+/// slot to swap in a fresh producer while it waits for the broker.
+final class ProducerSlot: Sendable {
+    private let producer: Mutex<KafkaProducer>
+    private let configuration: KafkaProducerConfiguration
+    private let logger: Logger
+
+    init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaClientError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.producer = Mutex(try KafkaProducer(configuration: configuration, logger: logger))
+    }
+
+    var current: KafkaProducer { producer.withLock { $0 } }
+
+    /// Replaces the producer if librdkafka declared it unusable; returns whether it did.
+    @discardableResult
+    func replaceIfFatal() async -> Bool {
+        let old = current
+        guard let fatal = old.fatalError else { return false }
+        do {
+            let fresh = try KafkaProducer(configuration: configuration, logger: logger)
+            producer.withLock { $0 = fresh }
+            logger.warning("replaced the Kafka producer after a fatal error", metadata: ["error": "\(fatal)"])
+            await old.close(flushTimeout: .zero)
+            return true
+        } catch {
+            logger.error("could not create a new Kafka producer", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    func close(flushTimeout: Duration) async {
+        await current.close(flushTimeout: flushTimeout)
+    }
+}

@@ -1,0 +1,51 @@
+import Outbox
+
+/// Everything the relay loop needs, already validated (see `RelaySettings` for parsing).
+public struct RelayConfiguration: Sendable {
+    public var schema: SchemaName
+    /// Unique per running relay; appears as lane owner and in `status`.
+    public var relayID: String
+    /// Envelope `source` and id prefix.
+    public var source: String
+    /// Most messages read, produced and acked together.
+    public var batchSize: Int
+    /// How long a lane lease lasts without renewal (database clock).
+    public var leaseTTL: Duration
+    /// How often leases are renewed and the fleet's fair share recomputed; well below `leaseTTL`.
+    public var renewInterval: Duration
+    /// How long an idle relay waits for a NOTIFY before looking for work anyway.
+    public var pollInterval: Duration
+    /// Largest encoded envelope the relay produces; larger messages are dead-lettered.
+    public var maximumMessageBytes: Int
+    public var retry: RetryPolicy
+    /// Exit once the outbox is empty (demos, benchmarks); a service never sets it.
+    public var stopWhenDrained: Bool
+
+    public init(
+        schema: SchemaName = .default,
+        relayID: String,
+        source: String = "outbox",
+        batchSize: Int = 1000,
+        leaseTTL: Duration = .seconds(15),
+        renewInterval: Duration = .seconds(5),
+        pollInterval: Duration = .seconds(1),
+        maximumMessageBytes: Int = 1_000_000,
+        retry: RetryPolicy = RetryPolicy(),
+        stopWhenDrained: Bool = false
+    ) {
+        self.schema = schema
+        self.relayID = relayID
+        self.source = source
+        self.batchSize = batchSize
+        self.leaseTTL = leaseTTL
+        self.renewInterval = renewInterval
+        self.pollInterval = pollInterval
+        self.maximumMessageBytes = maximumMessageBytes
+        self.retry = retry
+        self.stopWhenDrained = stopWhenDrained
+    }
+
+    /// A relay stops using a lane this long before its lease could expire by the database clock,
+    /// covering clock-rate differences and the time a write takes to reach the database.
+    var selfFencingMargin: Duration { leaseTTL / 5 }
+}

@@ -1,0 +1,274 @@
+import Foundation
+import Logging
+import NIOCore
+import Outbox
+import PostgresNIO
+
+/// Every statement the relay loop runs, kept together (like river's named queries) so the whole
+/// claim / read / ack protocol can be read in one place.
+///
+/// Writes to message rows (ack, retry, dead letter) are fenced: they join `lanes` on the relay's
+/// own id *and* the epoch it got when it claimed the lane, and lock those lane rows `FOR SHARE`,
+/// so a claim by another relay (which updates the lane row) waits for an in-progress write and any
+/// later write of the old owner matches nothing.
+struct RelayStore: Sendable {
+    let client: PostgresClient
+    let schema: SchemaName
+    let relayID: String
+    private let sql: SQL
+
+    init(client: PostgresClient, schema: SchemaName, relayID: String) {
+        self.client = client
+        self.schema = schema
+        self.relayID = relayID
+        self.sql = SQL(schema: schema.rawValue)
+    }
+
+    // MARK: Membership
+
+    /// Records this relay's heartbeat and returns how many relays are alive (itself included).
+    func heartbeat(host: String, pid: Int32, version: String, liveWithin ttl: Duration, logger: Logger) async throws -> Int {
+        var binds = PostgresBindings(capacity: 5)
+        binds.append(relayID)
+        binds.append(host)
+        binds.append(pid)
+        binds.append(version)
+        binds.append(ttl.milliseconds)
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.heartbeat, binds: binds), logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 1
+    }
+
+    func deregister(logger: Logger) async throws {
+        var binds = PostgresBindings(capacity: 1)
+        binds.append(relayID)
+        try await client.query(PostgresQuery(unsafeSQL: sql.deregister, binds: binds), logger: logger)
+    }
+
+    // MARK: Leases
+
+    /// Claims up to `count` free or expired lanes; the database clock decides expiry.
+    func claim(count: Int, ttl: Duration, logger: Logger) async throws -> [LaneLease] {
+        guard count > 0 else { return [] }
+        var binds = PostgresBindings(capacity: 3)
+        binds.append(relayID)
+        binds.append(count)
+        binds.append(ttl.milliseconds)
+        return try await leases(PostgresQuery(unsafeSQL: sql.claim, binds: binds), logger: logger)
+    }
+
+    /// Extends the leases still held with the same epoch; returns the lanes renewed.
+    func renew(_ leases: [LaneLease], ttl: Duration, logger: Logger) async throws -> Set<Int16> {
+        guard !leases.isEmpty else { return [] }
+        var binds = fence(leases)
+        binds.append(ttl.milliseconds)
+        var renewed = Set<Int16>()
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.renew, binds: binds), logger: logger)
+        for try await lane in rows.decode(Int16.self) { renewed.insert(lane) }
+        return renewed
+    }
+
+    /// Gives lanes back at once (graceful hand-over), so the next relay need not wait for a TTL.
+    func release(_ leases: [LaneLease], logger: Logger) async throws {
+        guard !leases.isEmpty else { return }
+        let binds = fence(leases)
+        try await client.query(PostgresQuery(unsafeSQL: sql.release, binds: binds), logger: logger)
+    }
+
+    // MARK: Messages
+
+    /// Reads the next batch of owned lanes in id order, leaving out every message whose key has an
+    /// earlier message waiting for a retry (so a retry never lets a later message overtake it).
+    func readBatch(lanes: [Int16], limit: Int, logger: Logger) async throws -> [PendingMessage] {
+        var binds = PostgresBindings(capacity: 2)
+        binds.append(lanes)
+        binds.append(limit)
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger)
+        var batch: [PendingMessage] = []
+        batch.reserveCapacity(limit)
+        for try await (id, topic, key, lane, payload, headers, contentType, type, createdAt, attempts) in rows.decode(
+            (Int64, String, ByteBuffer?, Int16, ByteBuffer, String, String?, String?, Date, Int32).self)
+        {
+            batch.append(
+                PendingMessage(
+                    id: id, topic: topic, key: key, lane: lane, payload: payload, headersJSON: headers,
+                    contentType: contentType, type: type, createdAt: createdAt, attempts: attempts))
+        }
+        return batch
+    }
+
+    /// Deletes delivered messages of lanes still held with the given epochs; returns rows deleted.
+    @discardableResult
+    func ack(ids: [Int64], leases: [LaneLease], logger: Logger) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        var binds = fence(leases)
+        binds.append(ids)
+        return try await count(PostgresQuery(unsafeSQL: sql.ack, binds: binds), logger: logger)
+    }
+
+    /// Schedules failed messages again with their backoff; returns rows updated.
+    @discardableResult
+    func retry(_ decisions: [RetryDecision], leases: [LaneLease], logger: Logger) async throws -> Int {
+        guard !decisions.isEmpty else { return 0 }
+        var binds = fence(leases)
+        binds.append(decisions.map(\.id))
+        binds.append(decisions.map(\.delayMilliseconds))
+        binds.append(decisions.map { Self.clip($0.error) })
+        return try await count(PostgresQuery(unsafeSQL: sql.retry, binds: binds), logger: logger)
+    }
+
+    /// Moves poison messages to the dead-letter table in one statement; returns rows moved.
+    @discardableResult
+    func deadLetter(_ decisions: [DeadLetterDecision], leases: [LaneLease], logger: Logger) async throws -> Int {
+        guard !decisions.isEmpty else { return 0 }
+        var binds = fence(leases)
+        binds.append(decisions.map(\.id))
+        binds.append(decisions.map(\.reason.rawValue))
+        binds.append(decisions.map { Self.clip($0.error) })
+        binds.append(decisions.map(\.attempts))
+        return try await count(PostgresQuery(unsafeSQL: sql.deadLetter, binds: binds), logger: logger)
+    }
+
+    /// Whether the outbox holds no message at all (used by `run --stop-when-drained`).
+    func isEmpty(logger: Logger) async throws -> Bool {
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.isEmpty), logger: logger)
+        for try await empty in rows.decode(Bool.self) { return empty }
+        return true
+    }
+
+    // MARK: Helpers
+
+    /// Binds $1 = relay id, $2 = lanes, $3 = epochs: the fence every write joins on.
+    private func fence(_ leases: [LaneLease]) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 8)
+        binds.append(relayID)
+        binds.append(leases.map(\.lane))
+        binds.append(leases.map(\.epoch))
+        return binds
+    }
+
+    private func leases(_ query: PostgresQuery, logger: Logger) async throws -> [LaneLease] {
+        var leases: [LaneLease] = []
+        for try await (lane, epoch) in try await client.query(query, logger: logger).decode((Int16, Int64).self) {
+            leases.append(LaneLease(lane: lane, epoch: epoch))
+        }
+        return leases
+    }
+
+    private func count(_ query: PostgresQuery, logger: Logger) async throws -> Int {
+        for try await n in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
+        return 0
+    }
+
+    /// Error texts come from brokers and libraries; keep the row small whatever they say.
+    private static func clip(_ text: String) -> String {
+        text.count <= 2000 ? text : String(text.prefix(2000)) + "…"
+    }
+}
+
+extension RelayStore {
+    /// The statement texts, rendered once for the configured schema.
+    struct SQL: Sendable {
+        let heartbeat, deregister, claim, renew, release, readBatch, ack, retry, deadLetter, isEmpty: String
+
+        init(schema s: String) {
+            heartbeat = """
+                WITH me AS (
+                    INSERT INTO \(s).relays (id, host, pid, version) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+                    RETURNING id)
+                SELECT 1 + count(*) FROM \(s).relays
+                WHERE id <> $1 AND heartbeat_at > now() - $5 * interval '1 millisecond'
+                """
+            deregister = "DELETE FROM \(s).relays WHERE id = $1"
+            claim = """
+                UPDATE \(s).lanes l
+                SET owner = $1, epoch = l.epoch + 1, lease_expires_at = now() + $3 * interval '1 millisecond'
+                WHERE l.lane IN (
+                    SELECT lane FROM \(s).lanes
+                    WHERE owner IS NULL OR lease_expires_at < now()
+                    ORDER BY lane LIMIT $2
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING l.lane, l.epoch
+                """
+            renew = """
+                UPDATE \(s).lanes l SET lease_expires_at = now() + $4 * interval '1 millisecond'
+                FROM unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
+                WHERE l.lane = o.lane AND l.epoch = o.epoch AND l.owner = $1
+                RETURNING l.lane
+                """
+            release = """
+                UPDATE \(s).lanes l SET owner = NULL, lease_expires_at = NULL
+                FROM unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
+                WHERE l.lane = o.lane AND l.epoch = o.epoch AND l.owner = $1
+                """
+            readBatch = """
+                WITH held AS (
+                    SELECT key, min(id) AS first_id FROM \(s).messages
+                    WHERE lane = ANY($1) AND attempts > 0 AND available_at > now() AND key IS NOT NULL
+                    GROUP BY key)
+                SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
+                       m.created_at, m.attempts
+                FROM \(s).messages m
+                WHERE m.lane = ANY($1) AND m.available_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
+                ORDER BY m.id
+                LIMIT $2
+                """
+            let fence = """
+                fence AS (
+                    SELECT l.lane FROM \(s).lanes l
+                    JOIN unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
+                      ON l.lane = o.lane AND l.epoch = o.epoch
+                    WHERE l.owner = $1
+                    FOR SHARE OF l)
+                """
+            ack = """
+                WITH \(fence),
+                done AS (
+                    DELETE FROM \(s).messages m USING fence f
+                    WHERE m.id = ANY($4) AND m.lane = f.lane
+                    RETURNING 1)
+                SELECT count(*) FROM done
+                """
+            retry = """
+                WITH \(fence),
+                done AS (
+                    UPDATE \(s).messages m
+                    SET attempts = m.attempts + 1,
+                        available_at = now() + x.delay_ms * interval '1 millisecond',
+                        last_error = x.error
+                    FROM fence f, unnest($4::int8[], $5::int8[], $6::text[]) AS x(id, delay_ms, error)
+                    WHERE m.id = x.id AND m.lane = f.lane
+                    RETURNING 1)
+                SELECT count(*) FROM done
+                """
+            deadLetter = """
+                WITH \(fence),
+                moved AS (
+                    DELETE FROM \(s).messages m
+                    USING fence f, unnest($4::int8[], $5::text[], $6::text[], $7::int4[]) AS x(id, reason, error, attempts)
+                    WHERE m.id = x.id AND m.lane = f.lane
+                    RETURNING m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
+                              m.created_at, x.attempts, x.reason, x.error),
+                inserted AS (
+                    INSERT INTO \(s).dead_letters (id, topic, key, lane, payload, headers, content_type, type,
+                                                  created_at, attempts, reason, error, relay)
+                    SELECT id, topic, key, lane, payload, headers, content_type, type,
+                           created_at, attempts, reason, error, $1
+                    FROM moved
+                    RETURNING 1)
+                SELECT count(*) FROM inserted
+                """
+            isEmpty = "SELECT NOT EXISTS (SELECT 1 FROM \(s).messages)"
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, for SQL intervals and librdkafka settings.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
