@@ -30,8 +30,7 @@ enum CommandFailure {
                 return "database error \(error.code) (database \(settings.database)): \(String(reflecting: error))"
             }
         }
-        if let error = error as? any CustomStringConvertible { return error.description }
-        return String(reflecting: error)
+        return String(describing: error)
     }
 }
 
@@ -49,7 +48,12 @@ func bootstrapLogging(level: Logger.Level) {
 func withPostgresClient<T: Sendable>(
     _ settings: RelaySettings, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T
 ) async throws -> T {
-    let client = PostgresClient(configuration: settings.database.clientConfiguration(), backgroundLogger: logger)
+    // The pool's own chatter (e.g. "run() hasn't been called yet" when the first query races the
+    // pool's start) is noise for a one-shot command; real failures reach the caller as errors.
+    try await DatabaseProbe.check(settings.database, logger: logger)
+    var poolLogger = logger
+    poolLogger.logLevel = .error
+    let client = PostgresClient(configuration: settings.database.clientConfiguration(), backgroundLogger: poolLogger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await client.run() }
         defer { group.cancelAll() }

@@ -13,6 +13,8 @@ struct PeekCommand: AsyncParsableCommand {
     @Option(help: "Kafka topic.") var topic: String
     @Option(help: "Print at most this many records (the total is always shown).") var limit: Int = 20
     @Option(help: "Give up reading after this many seconds.") var timeout: Int = 30
+    @Option(help: "Show only records with this key (its records are in one partition, in publish order).")
+    var key: String?
 
     func run() async throws {
         let settings = try global.settings()
@@ -25,7 +27,9 @@ struct PeekCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure.exit(error, settings: settings)
         }
-        let sorted = records.sorted { ($0.partition, $0.offset) < ($1.partition, $1.offset) }
+        let sorted = records
+            .filter { record in key.map { record.key == Array($0.utf8) } ?? true }
+            .sorted { ($0.partition, $0.offset) < ($1.partition, $1.offset) }
         for record in sorted.prefix(limit) {
             let location = "\(record.topic)[\(record.partition)]@\(record.offset)"
             guard let envelope = try? Envelope(serializedBytes: record.value) else {
@@ -38,6 +42,10 @@ struct PeekCommand: AsyncParsableCommand {
             let headers = envelope.headers.isEmpty ? "" : "  headers \(envelope.headers.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
             print("\(location)  id \(envelope.id)  key \(key)  seq \(envelope.sequence)  attempt \(envelope.attempt)  type \(envelope.type.isEmpty ? "-" : envelope.type)  payload \(payload)\(headers)")
         }
-        print("\(records.count) record(s) on topic \(topic)")
+        if let key {
+            print("\(sorted.count) record(s) with key \(key) of \(records.count) on topic \(topic)")
+        } else {
+            print("\(records.count) record(s) on topic \(topic)")
+        }
     }
 }

@@ -63,6 +63,11 @@ struct RunCommand: AsyncParsableCommand {
             CommandFailure.report(error.description)
             throw ExitCode(2)
         }
+        do {
+            try await DatabaseProbe.check(settings.database, logger: logger)
+        } catch {
+            throw CommandFailure.exit(error, settings: settings)
+        }
         let client = PostgresClient(configuration: settings.database.clientConfiguration(), backgroundLogger: logger)
         let relay = RelayService(
             configuration: settings.relay, client: client, kafka: kafka,

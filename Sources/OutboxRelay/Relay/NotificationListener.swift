@@ -14,11 +14,12 @@ struct NotificationListener: Sendable {
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
-                    let notifications = try await connection.listen(channel)
-                    // Whatever was enqueued while we were not listening is found by this read.
-                    doorbell.ring()
-                    for try await _ in notifications {
+                    try await connection.listen(on: channel) { notifications in
+                        // Whatever was enqueued while we were not listening is found by this read.
                         doorbell.ring()
+                        for try await _ in notifications {
+                            doorbell.ring()
+                        }
                     }
                 }
             } catch {
