@@ -73,12 +73,13 @@ final class KafkaClientContext: Sendable {
 
     /// Client-level errors (not per record). Individual connection failures are already logged by librdkafka
     /// itself (log callback) and surface per record as outage classes, so they are only logged at debug here;
-    /// "all brokers down" is a warning (emitted once per transition); a fatal error is recorded and logged
+    /// "all brokers down" is info (emitted once per transition, and also when a producer is closed; the relay
+    /// logs its own warning when an outage pauses publishing); a fatal error is recorded and logged
     /// loudly, because the handle is unusable from now on.
     func handleClientError(rk: OpaquePointer?, code: rd_kafka_resp_err_t, reason: String) {
         guard code == RD_KAFKA_RESP_ERR__FATAL else {
             logger.log(
-                level: code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? .warning : .debug,
+                level: code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? .info : .debug,
                 "Kafka client error",
                 metadata: [
                     "kafka.error": "\(String(cString: rd_kafka_err2name(code)))",

@@ -57,6 +57,8 @@ struct BatchPipeline: Sendable {
     }
 
     func publishOneBatch() async throws -> BatchOutcome {
+        let clock = ContinuousClock()
+        let started = clock.now
         let leases = table.beginBatch(now: .now, horizon: configuration.selfFencingMargin)
         defer { table.endBatch() }
         guard !leases.isEmpty else { return .idle }
@@ -78,7 +80,9 @@ struct BatchPipeline: Sendable {
             }
         }
 
+        let read = clock.now
         let results = records.isEmpty ? [] : await producers.current.send(records)
+        let producedAt = clock.now
 
         var delivered: [Int64] = []
         var retries: [RetryDecision] = []
@@ -141,6 +145,8 @@ struct BatchPipeline: Sendable {
             metadata: [
                 "read": "\(rows.count)", "delivered": "\(delivered.count)", "retried": "\(retries.count)",
                 "dead_lettered": "\(deadLetters.count)",
+                "read_ms": "\((read - started).milliseconds)", "produce_ms": "\((producedAt - read).milliseconds)",
+                "settle_ms": "\((clock.now - producedAt).milliseconds)",
             ])
         if let outage {
             return .brokerOutage("\(outage.name): \(outage.message)")

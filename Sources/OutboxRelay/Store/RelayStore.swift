@@ -10,7 +10,10 @@ import PostgresNIO
 /// Writes to message rows (ack, retry, dead letter) are fenced: they join `lanes` on the relay's
 /// own id *and* the epoch it got when it claimed the lane, and lock those lane rows `FOR SHARE`,
 /// so a claim by another relay (which updates the lane row) waits for an in-progress write and any
-/// later write of the old owner matches nothing.
+/// later write of the old owner matches nothing. The fenced lanes are used as an array
+/// (`lane = ANY(ARRAY(SELECT lane FROM fence))`, evaluated once) rather than joined: a join lets
+/// the planner scan every row of each lane instead of fetching the batch's ids by primary key
+/// (seen: 236 ms instead of 2.6 ms for 1,000 rows with 100,000 pending).
 struct RelayStore: Sendable {
     let client: PostgresClient
     let schema: SchemaName
@@ -226,8 +229,8 @@ extension RelayStore {
             ack = """
                 WITH \(fence),
                 done AS (
-                    DELETE FROM \(s).messages m USING fence f
-                    WHERE m.id = ANY($4) AND m.lane = f.lane
+                    DELETE FROM \(s).messages m
+                    WHERE m.id = ANY($4) AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING 1)
                 SELECT count(*) FROM done
                 """
@@ -238,8 +241,8 @@ extension RelayStore {
                     SET attempts = m.attempts + 1,
                         available_at = now() + x.delay_ms * interval '1 millisecond',
                         last_error = x.error
-                    FROM fence f, unnest($4::int8[], $5::int8[], $6::text[]) AS x(id, delay_ms, error)
-                    WHERE m.id = x.id AND m.lane = f.lane
+                    FROM unnest($4::int8[], $5::int8[], $6::text[]) AS x(id, delay_ms, error)
+                    WHERE m.id = x.id AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING 1)
                 SELECT count(*) FROM done
                 """
@@ -247,8 +250,8 @@ extension RelayStore {
                 WITH \(fence),
                 moved AS (
                     DELETE FROM \(s).messages m
-                    USING fence f, unnest($4::int8[], $5::text[], $6::text[], $7::int4[]) AS x(id, reason, error, attempts)
-                    WHERE m.id = x.id AND m.lane = f.lane
+                    USING unnest($4::int8[], $5::text[], $6::text[], $7::int4[]) AS x(id, reason, error, attempts)
+                    WHERE m.id = x.id AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
                               m.created_at, x.attempts, x.reason, x.error),
                 inserted AS (
