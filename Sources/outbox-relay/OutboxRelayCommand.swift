@@ -10,7 +10,7 @@ struct OutboxRelayCommand: AsyncParsableCommand {
             e.g. --database-url / OUTBOX_DATABASE_URL, --kafka-brokers / OUTBOX_KAFKA_BROKERS.
             """,
         version: RelayVersion.current,
-        subcommands: [MigrateCommand.self, RunCommand.self, EnqueueCommand.self, StatusCommand.self, PeekCommand.self]
+        subcommands: [MigrateCommand.self, RunCommand.self, EnqueueCommand.self, StatusCommand.self, PeekCommand.self, DeadLetterCommand.self]
     )
 }
 
