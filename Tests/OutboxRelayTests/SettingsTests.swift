@@ -137,3 +137,12 @@ import Testing
         #expect(statements.contains { $0.contains("CREATE FUNCTION outbox.enqueue(") && $0.hasSuffix("$fn$") })
     }
 }
+
+@Suite struct DurationUnitTests {
+    @Test func daysAndWeeks() {
+        #expect(DurationParser.parse("7d") == .seconds(7 * 86_400))
+        #expect(DurationParser.parse("2w") == .seconds(14 * 86_400))
+        #expect(DurationParser.parse("1d12h") == .seconds(36 * 3_600))
+        #expect(DurationParser.parse("3x") == nil)
+    }
+}

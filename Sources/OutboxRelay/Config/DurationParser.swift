@@ -1,6 +1,7 @@
 import Foundation
 
-/// Parses human durations used in settings: `250ms`, `15s`, `2m`, `1h`, or combinations like `1m30s`.
+/// Parses human durations used in settings and filters: `250ms`, `15s`, `2m`, `1h`, `7d`, `2w`, or
+/// combinations like `1m30s` or `1d12h`.
 public enum DurationParser {
     public static func parse(_ text: String) -> Duration? {
         let text = text.trimmingCharacters(in: .whitespaces)
@@ -15,6 +16,8 @@ public enum DurationParser {
             case "s": total += .milliseconds(value * 1000)
             case "m": total += .milliseconds(value * 60_000)
             case "h": total += .milliseconds(value * 3_600_000)
+            case "d": total += .milliseconds(value * 86_400_000)
+            case "w": total += .milliseconds(value * 604_800_000)
             default: return false
             }
             number = ""

@@ -22,7 +22,7 @@ public enum DeadLetterTimeBound: Sendable, Equatable, CustomStringConvertible {
         if let date = parseDate(trimmed) { return .at(date) }
         var durationText = trimmed
         if durationText.hasSuffix(" ago") { durationText.removeLast(4) }
-        if let duration = parseDuration(durationText) { return .ago(duration) }
+        if let duration = DurationParser.parse(durationText) { return .ago(duration) }
         throw DeadLetterFilterError(
             option: option,
             problem: "\(String(reflecting: text)) is neither a time nor a duration; write an ISO-8601 time like 2026-11-25T10:00:00Z (or 2026-11-25) or a duration ago like 30m, 2h or 7d")
@@ -79,39 +79,6 @@ public enum DeadLetterTimeBound: Sendable, Equatable, CustomStringConvertible {
             if let date = formatter.date(from: text) { return date }
         }
         return nil
-    }
-
-    /// `DurationParser`'s units (ms, s, m, h) plus days and weeks, which is how dead letters are
-    /// usually aged ("older than 7d"). Days and weeks are rewritten as hours for `DurationParser`.
-    private static func parseDuration(_ text: String) -> Duration? {
-        var rewritten = ""
-        var number = ""
-        var unit = ""
-        func flush() -> Bool {
-            guard !number.isEmpty, !unit.isEmpty else { return false }
-            if unit == "d" || unit == "w" {
-                guard let value = Double(number) else { return false }
-                rewritten += "\(value * (unit == "d" ? 24 : 168))h"
-            } else {
-                rewritten += number + unit
-            }
-            number = ""
-            unit = ""
-            return true
-        }
-        for character in text {
-            if character.isNumber || character == "." {
-                if !unit.isEmpty { guard flush() else { return nil } }
-                number.append(character)
-            } else if character.isLetter {
-                guard !number.isEmpty else { return nil }
-                unit.append(character)
-            } else {
-                return nil
-            }
-        }
-        guard flush() else { return nil }
-        return DurationParser.parse(rewritten)
     }
 }
 
