@@ -12,6 +12,7 @@ let package = Package(
         // The public wire contract consumers decode.
         .library(name: "OutboxEnvelope", targets: ["OutboxEnvelope"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
+        .executable(name: "outbox-loadtest", targets: ["outbox-loadtest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -62,6 +63,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .executableTarget(
+            name: "outbox-loadtest",
+            dependencies: [
+                "OutboxRelay",
+                "Outbox",
+                "OutboxEnvelope",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "loadtest/Sources/outbox-loadtest"
         ),
         .testTarget(
             name: "OutboxRelayTests",
