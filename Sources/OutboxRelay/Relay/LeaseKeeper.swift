@@ -16,10 +16,32 @@ struct LeaseKeeper: Sendable {
 
     /// Ticks every renewal interval until cancelled.
     func run() async {
+        var stalled = false
         while !Task.isCancelled {
-            await tick()
+            stalled = await watchPipeline(wasStalled: stalled)
+            if !stalled { await tick() }
             try? await Task.sleep(for: configuration.renewInterval)
         }
+    }
+
+    /// The watchdog: a relay whose batch loop has stopped turning (an await that never returns,
+    /// seen once after a PostgreSQL restart) must not keep renewing lanes it no longer publishes,
+    /// or their messages wait forever. It releases every lane and leaves the membership, so the
+    /// others' fair share covers all lanes again; its late writes, should the loop wake up, are
+    /// rejected by the epoch fence and the empty lease table. If the loop turns again, the next
+    /// tick re-registers and claims as usual. Returns whether the pipeline is stalled.
+    func watchPipeline(wasStalled: Bool) async -> Bool {
+        let silence = table.timeSincePipelineProgress()
+        let stalled = silence > configuration.pipelineStallLimit
+        if stalled && !wasStalled {
+            logger.critical(
+                "the batch loop made no progress; giving up every lane so the rest of the fleet publishes them — restart this relay",
+                metadata: ["silent_for": "\(silence)", "limit": "\(configuration.pipelineStallLimit)"])
+            await releaseAll()
+        } else if !stalled && wasStalled {
+            logger.warning("the batch loop is turning again; rejoining the fleet")
+        }
+        return stalled
     }
 
     func tick() async {
@@ -40,6 +62,7 @@ struct LeaseKeeper: Sendable {
             let target = FairShare.target(lanes: Migration.laneCount, liveRelays: live)
             let held = table.count
             if held < target {
+                table.cancelRelease()
                 let claimed = try await store.claim(count: target - held, ttl: configuration.leaseTTL, logger: logger)
                 if !claimed.isEmpty {
                     table.add(claimed, validUntil: validUntil)
@@ -48,7 +71,9 @@ struct LeaseKeeper: Sendable {
                         metadata: ["count": "\(claimed.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
                     doorbell.ring()
                 }
-            } else if held > target {
+            } else {
+                // Every tick, so marks from an earlier, larger fleet are dropped once they are no
+                // longer surplus (count 0 clears them).
                 let releasable = table.surplusToRelease(count: held - target)
                 if !releasable.isEmpty {
                     try await store.release(releasable, logger: logger)
@@ -70,12 +95,16 @@ struct LeaseKeeper: Sendable {
     }
 
     /// Hands every lane back and leaves the membership, so others take over without a TTL wait.
+    ///
+    /// Releases by owner, not by the leases in the table: a claim that committed while the keeper
+    /// was being cancelled (its answer never reached the table) would otherwise stay ours until the
+    /// TTL. Safe because the pipeline has stopped: nothing of this relay writes any lane any more.
     func releaseAll() async {
         let leases = table.removeAll()
         do {
-            try await store.release(leases, logger: logger)
+            let released = try await store.releaseAllOwned(logger: logger)
             try await store.deregister(logger: logger)
-            logger.info("released lanes", metadata: ["count": "\(leases.count)"])
+            logger.info("released lanes", metadata: ["count": "\(released)", "held": "\(leases.count)"])
         } catch {
             logger.warning(
                 "could not release lanes; they expire after the lease TTL",

@@ -22,6 +22,18 @@ final class LeaseTable: Sendable {
     }
 
     private let state = Mutex(State())
+    private let pipelineProgress = Mutex(ContinuousClock.now)
+
+    /// Called by the pipeline on every turn of its loop (a batch settled, an idle wait, an outage
+    /// probe): the lease keeper's evidence that holding lanes still gets their messages published.
+    func recordPipelineProgress(at instant: ContinuousClock.Instant = .now) {
+        pipelineProgress.withLock { $0 = instant }
+    }
+
+    /// How long the pipeline has gone without a turn of its loop.
+    func timeSincePipelineProgress(now: ContinuousClock.Instant = .now) -> Duration {
+        now - pipelineProgress.withLock { $0 }
+    }
 
     /// Leases usable for a new batch (valid for at least `horizon` more), marked in flight.
     func beginBatch(now: ContinuousClock.Instant, horizon: Duration) -> [LaneLease] {
@@ -86,18 +98,30 @@ final class LeaseTable: Sendable {
         }
     }
 
-    /// Marks up to `count` lanes for release and returns those that can go now (not in flight).
+    /// Marks exactly `count` lanes for release (replacing earlier marks) and returns those that can
+    /// go now (not in flight).
+    ///
+    /// The marks are recomputed on every call rather than accumulated: when the fleet shrinks again
+    /// before a marked lane could be handed back (it was in flight), the lane must become usable
+    /// again — a lane left marked would be renewed forever but never read, its rows stuck.
     func surplusToRelease(count: Int) -> [LaneLease] {
         state.withLock { state in
-            guard count > 0 else { return [] }
             // Highest lanes first: claims take the lowest free lanes, so this keeps owners in ranges.
-            let candidates = state.held.keys.sorted(by: >).prefix(count)
-            state.releasing.formUnion(candidates)
+            let candidates = state.held.keys.sorted(by: >).prefix(max(count, 0))
+            state.releasing = Set(candidates)
             return candidates
                 .filter { !state.inFlight.contains($0) }
                 .compactMap { lane in state.held[lane].map { LaneLease(lane: lane, epoch: $0.epoch) } }
         }
     }
+
+    /// Forgets every release mark (the relay is at or below its fair share again).
+    func cancelRelease() {
+        state.withLock { $0.releasing = [] }
+    }
+
+    /// Lanes marked for release and not handed back yet (for tests and logs).
+    var releasing: Set<Int16> { state.withLock { $0.releasing } }
 
     func remove(_ lanes: [Int16]) {
         state.withLock { state in

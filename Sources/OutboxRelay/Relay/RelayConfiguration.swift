@@ -20,6 +20,10 @@ public struct RelayConfiguration: Sendable {
     public var retry: RetryPolicy
     /// Exit once the outbox is empty (demos, benchmarks); a service never sets it.
     public var stopWhenDrained: Bool
+    /// How long the batch loop may go without completing a turn before the relay gives up its
+    /// lanes and membership so the rest of the fleet publishes them (see `LeaseKeeper`). It must
+    /// exceed the longest legitimate batch: the Kafka delivery timeout plus database time.
+    public var pipelineStallLimit: Duration
 
     public init(
         schema: SchemaName = .default,
@@ -31,7 +35,8 @@ public struct RelayConfiguration: Sendable {
         pollInterval: Duration = .seconds(1),
         maximumMessageBytes: Int = 1_000_000,
         retry: RetryPolicy = RetryPolicy(),
-        stopWhenDrained: Bool = false
+        stopWhenDrained: Bool = false,
+        pipelineStallLimit: Duration = .seconds(90)
     ) {
         self.schema = schema
         self.relayID = relayID
@@ -43,6 +48,7 @@ public struct RelayConfiguration: Sendable {
         self.maximumMessageBytes = maximumMessageBytes
         self.retry = retry
         self.stopWhenDrained = stopWhenDrained
+        self.pipelineStallLimit = pipelineStallLimit
     }
 
     /// A relay stops using a lane this long before its lease could expire by the database clock,

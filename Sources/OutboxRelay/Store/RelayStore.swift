@@ -78,6 +78,15 @@ struct RelayStore: Sendable {
         try await client.query(PostgresQuery(unsafeSQL: sql.release, binds: binds), logger: logger)
     }
 
+    /// Gives back every lane this relay owns, whatever the epoch (shutdown, after the last batch
+    /// was settled); returns how many.
+    @discardableResult
+    func releaseAllOwned(logger: Logger) async throws -> Int {
+        var binds = PostgresBindings(capacity: 1)
+        binds.append(relayID)
+        return try await count(PostgresQuery(unsafeSQL: sql.releaseAllOwned, binds: binds), logger: logger)
+    }
+
     // MARK: Messages
 
     /// Reads the next batch of owned lanes in id order, leaving out every message whose key has an
@@ -172,7 +181,7 @@ struct RelayStore: Sendable {
 extension RelayStore {
     /// The statement texts, rendered once for the configured schema.
     struct SQL: Sendable {
-        let heartbeat, deregister, claim, renew, release, readBatch, ack, retry, deadLetter, isEmpty: String
+        let heartbeat, deregister, claim, renew, release, releaseAllOwned, readBatch, ack, retry, deadLetter, isEmpty: String
 
         init(schema s: String) {
             heartbeat = """
@@ -204,6 +213,11 @@ extension RelayStore {
                 UPDATE \(s).lanes l SET owner = NULL, lease_expires_at = NULL
                 FROM unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
                 WHERE l.lane = o.lane AND l.epoch = o.epoch AND l.owner = $1
+                """
+            releaseAllOwned = """
+                WITH r AS (
+                    UPDATE \(s).lanes SET owner = NULL, lease_expires_at = NULL WHERE owner = $1 RETURNING 1)
+                SELECT count(*) FROM r
                 """
             readBatch = """
                 WITH held AS (

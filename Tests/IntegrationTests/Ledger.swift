@@ -1,0 +1,90 @@
+import Foundation
+import OutboxEnvelope
+import OutboxRelay
+
+/// The consumer-side ledger of a fault-injection run: every record of the topic, decoded, checked
+/// against what was enqueued.
+///
+/// - **lost**: ids that were expected but never seen on the topic and not dead-lettered;
+/// - **duplicates**: extra copies (records minus distinct ids), with the ids involved;
+/// - **order violations**: per key, the sequence of *first* occurrences (in partition-offset order;
+///   a key always maps to one partition) must be increasing — that is the fleet's promise (later
+///   copies of an id are duplicates the consumer drops by envelope id);
+/// - **dead-lettered**: ids in the dead-letter table (never counted as lost).
+///
+/// Each relay of a test runs with its own envelope `source` (`--source`), so a record tells which
+/// relay produced it (`Envelope.source`); the ledger uses that to attribute duplicates.
+struct Ledger: CustomStringConvertible {
+    struct Copy: Hashable {
+        var partition: Int32
+        var offset: Int64
+        var source: String
+    }
+
+    /// Expected ids (the ones the run must account for) and their keys.
+    let expected: [Int64: String]
+    let deadLettered: Set<Int64>
+    /// Every copy of every id seen, in partition-offset order.
+    private(set) var copies: [Int64: [Copy]] = [:]
+    private(set) var records = 0
+    private(set) var unexpected: Set<Int64> = []
+    private(set) var orderViolations: [(key: String, earlier: Int64, later: Int64)] = []
+    private(set) var keyMismatches = 0
+
+    init(records consumed: [ConsumedRecord], expected: [Int64: String], deadLettered: Set<Int64> = []) throws {
+        self.expected = expected
+        self.deadLettered = deadLettered
+        var lastFirstByKey: [String: Int64] = [:]
+        for record in consumed.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
+            let envelope = try Envelope(serializedBytes: record.value)
+            let id = envelope.sequence
+            let key = String(decoding: envelope.key, as: UTF8.self)
+            records += 1
+            if let wanted = expected[id] {
+                if wanted != key || record.key.map({ String(decoding: $0, as: UTF8.self) }) != key { keyMismatches += 1 }
+            } else {
+                unexpected.insert(id)
+            }
+            let isFirst = copies[id] == nil
+            copies[id, default: []].append(Copy(partition: record.partition, offset: record.offset, source: envelope.source))
+            guard isFirst else { continue }
+            if let last = lastFirstByKey[key], last > id {
+                orderViolations.append((key: key, earlier: last, later: id))
+            }
+            lastFirstByKey[key] = max(lastFirstByKey[key] ?? id, id)
+        }
+    }
+
+    /// Expected ids never published and not dead-lettered.
+    var lost: [Int64] {
+        expected.keys.filter { copies[$0] == nil && !deadLettered.contains($0) }.sorted()
+    }
+
+    /// Extra copies beyond the first, over all ids.
+    var duplicates: Int { copies.values.reduce(0) { $0 + $1.count - 1 } }
+
+    /// Ids published more than once.
+    var duplicatedIDs: [Int64] { copies.filter { $0.value.count > 1 }.keys.sorted() }
+
+    /// Duplicated ids with at least one copy from `source`.
+    func duplicatedIDs(involving source: String) -> [Int64] {
+        copies.filter { $0.value.count > 1 && $0.value.contains { $0.source == source } }.keys.sorted()
+    }
+
+    /// How many records each relay (envelope source) produced.
+    var recordsBySource: [String: Int] {
+        var counts: [String: Int] = [:]
+        for copies in copies.values { for copy in copies { counts[copy.source, default: 0] += 1 } }
+        return counts
+    }
+
+    var distinctPublished: Int { copies.count }
+
+    var description: String {
+        let violations = orderViolations.prefix(5).map { "\($0.key): \($0.later) after \($0.earlier)" }
+        return "records \(records), distinct \(distinctPublished), expected \(expected.count), lost \(lost.count)"
+            + " \(lost.prefix(10)), duplicates \(duplicates), order violations \(orderViolations.count) \(violations),"
+            + " dead-lettered \(deadLettered.count), unexpected \(unexpected.count), key mismatches \(keyMismatches),"
+            + " by relay \(recordsBySource.sorted { $0.key < $1.key })"
+    }
+}
