@@ -12,6 +12,8 @@ public struct RelaySettings: Sendable {
     public var kafkaMessageTimeout: Duration
     public var relay: RelayConfiguration
     public var logLevel: String
+    /// Where `/healthz`, `/readyz` and `/metrics` listen during `run`; nil when turned off.
+    public var httpAddress: HTTPAddress?
 
     /// Every setting with its default, for `--help` texts and the README's reference table.
     public static let defaults: [(name: String, value: String, meaning: String)] = [
@@ -31,6 +33,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_RETRY_BASE", "500ms", "first retry delay bound (doubles per attempt, full jitter)"),
         ("OUTBOX_RETRY_MAX", "60s", "largest retry delay"),
         ("OUTBOX_LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical"),
+        ("OUTBOX_HTTP_ADDRESS", "127.0.0.1:9464", "host:port of /healthz, /readyz and /metrics (run only); off disables them"),
     ]
 
     public static let knownNames: Set<String> = Set(defaults.map(\.name))
@@ -120,6 +123,17 @@ public struct RelaySettings: Sendable {
             throw ConfigurationError(setting: "OUTBOX_LOG_LEVEL", problem: "\(String(reflecting: level)) is not one of trace, debug, info, notice, warning, error, critical")
         }
         logLevel = level
+
+        let http = value("OUTBOX_HTTP_ADDRESS") ?? "127.0.0.1:9464"
+        if http.lowercased() == "off" {
+            httpAddress = nil
+        } else if let address = HTTPAddress(parsing: http) {
+            httpAddress = address
+        } else {
+            throw ConfigurationError(
+                setting: "OUTBOX_HTTP_ADDRESS",
+                problem: "\(String(reflecting: http)) is not host:port with a port from 1 to 65535 (e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464), nor off")
+        }
     }
 
     /// The brokers, or the error `run` reports when they are missing.

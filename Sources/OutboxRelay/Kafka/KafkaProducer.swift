@@ -154,6 +154,14 @@ public final class KafkaProducer: Sendable {
         return reachable
     }
 
+    /// Records and requests librdkafka still holds (queued, in flight, or awaiting their delivery
+    /// report): `rd_kafka_outq_len`, a cheap counter read, for the queue-depth gauge. 0 once closed.
+    public var outstandingCount: Int {
+        guard let rk = handle.beginUse() else { return 0 }
+        defer { handle.endUse() }
+        return Int(rd_kafka_outq_len(rk.raw))
+    }
+
     /// Waits for outstanding deliveries (at most `flushTimeout`; what is left then fails with an outage class),
     /// then destroys the handle. Idempotent: later or concurrent calls wait for the same teardown.
     public func close(flushTimeout: Duration) async {

@@ -16,6 +16,9 @@ struct BatchPipeline: Sendable {
     let builder: EnvelopeBuilder
     let configuration: RelayConfiguration
     let logger: Logger
+    /// Observation only: counts, timings and the health `/readyz` reads; never changes a decision.
+    let metrics: RelayMetrics
+    let health: RelayHealth
 
     enum BatchOutcome: Equatable {
         /// Nothing to do: no lanes held or no message ready.
@@ -31,9 +34,14 @@ struct BatchPipeline: Sendable {
     func run() async {
         var databaseBackoff = OutageBackoff()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            table.recordPipelineProgress()
             do {
-                switch try await publishOneBatch() {
+                let outcome = try await publishOneBatch()
+                // `.idle` may not have asked the database (no lanes held): the monitor covers that case.
+                if outcome != .idle { health.databaseAnswered() }
+                switch outcome {
                 case .settled(let full):
+                    health.brokerReachable()
                     databaseBackoff.reset()
                     if !full { continue }
                 case .idle:
@@ -47,6 +55,7 @@ struct BatchPipeline: Sendable {
                     await waitForBroker(firstError: error)
                 }
             } catch {
+                health.databaseFailed(String(reflecting: error))
                 let delay = databaseBackoff.next()
                 logger.warning(
                     "database unavailable; retrying",
@@ -56,13 +65,20 @@ struct BatchPipeline: Sendable {
         }
     }
 
+    /// The longest one batch statement may take before the loop gives up on it (see `withDeadline`).
+    static let statementDeadline: Duration = .seconds(30)
+
     func publishOneBatch() async throws -> BatchOutcome {
         let clock = ContinuousClock()
         let started = clock.now
         let leases = table.beginBatch(now: .now, horizon: configuration.selfFencingMargin)
         defer { table.endBatch() }
         guard !leases.isEmpty else { return .idle }
-        let rows = try await store.readBatch(lanes: leases.map(\.lane), limit: configuration.batchSize, logger: logger)
+        let (store, logger, batchSize) = (self.store, self.logger, configuration.batchSize)
+        let lanes = leases.map(\.lane)
+        let rows = try await withDeadline(Self.statementDeadline, "reading a batch") {
+            try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
+        }
         guard !rows.isEmpty else { return .idle }
 
         var records: [KafkaRecord] = []
@@ -126,9 +142,13 @@ struct BatchPipeline: Sendable {
                 "lease ran out during a batch; leaving its rows to the next owner",
                 metadata: ["lanes": "\(Set(leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
         }
-        try await store.ack(ids: delivered, leases: writable, logger: logger)
+        try await withDeadline(Self.statementDeadline, "acknowledging a batch") { [delivered] in
+            try await store.ack(ids: delivered, leases: writable, logger: logger)
+        }
         if !deadLetters.isEmpty {
-            let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
+            let moved = try await withDeadline(Self.statementDeadline, "dead-lettering") { [deadLetters] in
+                try await store.deadLetter(deadLetters, leases: writable, logger: logger)
+            }
             logger.warning(
                 "moved poison messages to the dead-letter table",
                 metadata: [
@@ -137,7 +157,9 @@ struct BatchPipeline: Sendable {
                 ])
         }
         if !retries.isEmpty {
-            try await store.retry(retries, leases: writable, logger: logger)
+            try await withDeadline(Self.statementDeadline, "scheduling retries") { [retries] in
+                try await store.retry(retries, leases: writable, logger: logger)
+            }
             logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
         }
         logger.debug(
@@ -148,6 +170,12 @@ struct BatchPipeline: Sendable {
                 "read_ms": "\((read - started).milliseconds)", "produce_ms": "\((producedAt - read).milliseconds)",
                 "settle_ms": "\((clock.now - producedAt).milliseconds)",
             ])
+        metrics.batchSettled(
+            read: rows.count, delivered: zip(produced, results).compactMap { row, result in
+                if case .success = result { return row }
+                return nil
+            },
+            retried: retries.count, deadLettered: deadLetters.map(\.reason))
         if let outage {
             return .brokerOutage("\(outage.name): \(outage.message)")
         }
@@ -157,12 +185,17 @@ struct BatchPipeline: Sendable {
     /// Pauses publishing until the broker answers again; no attempt is charged meanwhile.
     private func waitForBroker(firstError: String) async {
         logger.warning("broker unreachable; pausing publishing until it is back", metadata: ["error": "\(firstError)"])
+        health.brokerUnreachable(firstError)
+        metrics.brokerUp.record(0)
         var backoff = OutageBackoff()
         let started = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            table.recordPipelineProgress()
             await producers.replaceIfFatal()
             if await producers.current.brokerIsReachable(timeout: .seconds(2)) {
                 logger.info("broker reachable again; resuming", metadata: ["paused": "\(ContinuousClock.now - started)"])
+                health.brokerReachable()
+                metrics.brokerUp.record(1)
                 return
             }
             await doorbell.wait(timeout: backoff.next())

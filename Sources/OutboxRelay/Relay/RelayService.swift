@@ -4,8 +4,9 @@ import ServiceLifecycle
 
 /// One relay of the fleet, as a ServiceLifecycle service.
 ///
-/// Three tasks run side by side in one task group: the lease keeper (membership, renewal, fair
-/// share), the LISTEN wake-up, and the batch pipeline. On graceful shutdown (SIGTERM/SIGINT) the
+/// Four tasks run side by side in one task group: the lease keeper (membership, renewal, fair
+/// share), the LISTEN wake-up, the monitor (gauges and the health `/readyz` reads), and the batch
+/// pipeline. On graceful shutdown (SIGTERM/SIGINT) the
 /// pipeline finishes and settles the batch in flight, then every lane is released and the relay
 /// leaves the membership, so the rest of the fleet continues at once instead of after a lease TTL.
 ///
@@ -18,11 +19,18 @@ public struct RelayService: Service {
     let producerConfiguration: KafkaProducerConfiguration
     let identity: RelayIdentity
     let logger: Logger
+    let metrics: RelayMetrics
+    let health: RelayHealth
 
+    /// - Parameters:
+    ///   - metrics: where the relay reports (defaults to the process's bootstrapped swift-metrics backend).
+    ///   - health: shared with whatever serves `/readyz`; a private one when nobody asks.
     public init(
         configuration: RelayConfiguration, client: PostgresClient, kafka producerConfiguration: KafkaProducerConfiguration,
-        identity: RelayIdentity, logger: Logger
+        identity: RelayIdentity, logger: Logger, metrics: RelayMetrics = RelayMetrics(), health: RelayHealth = RelayHealth()
     ) {
+        self.metrics = metrics
+        self.health = health
         self.configuration = configuration
         self.client = client
         self.producerConfiguration = producerConfiguration
@@ -43,7 +51,10 @@ public struct RelayService: Service {
         let pipeline = BatchPipeline(
             store: store, table: table, doorbell: doorbell, producers: producers,
             builder: EnvelopeBuilder(source: configuration.source, maximumMessageBytes: configuration.maximumMessageBytes),
-            configuration: configuration, logger: logger)
+            configuration: configuration, logger: logger, metrics: metrics, health: health)
+        let monitor = RelayMonitor(
+            client: client, schema: configuration.schema, table: table, producers: producers, health: health,
+            metrics: metrics, interval: RelayMonitor.defaultInterval, logger: logger)
         let listener = NotificationListener(
             client: client, channel: configuration.schema.notificationChannel, doorbell: doorbell, logger: logger)
 
@@ -56,12 +67,15 @@ public struct RelayService: Service {
             "relay starting",
             metadata: ["schema": "\(configuration.schema)", "batch_size": "\(configuration.batchSize)", "lease_ttl": "\(configuration.leaseTTL)"])
         await keeper.tick()
+        await monitor.sample()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await keeper.run() }
             group.addTask { await listener.run() }
+            group.addTask { await monitor.run() }
             await withGracefulShutdownHandler {
                 await pipeline.run()
             } onGracefulShutdown: {
+                health.beginShutdown()
                 doorbell.ring()
             }
             group.cancelAll()
