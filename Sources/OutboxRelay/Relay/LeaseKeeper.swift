@@ -14,13 +14,41 @@ struct LeaseKeeper: Sendable {
     let identity: RelayIdentity
     let logger: Logger
 
-    /// Ticks every renewal interval until cancelled.
+    /// Ticks every renewal interval until cancelled — faster while the fleet is rebalancing.
     func run() async {
         var stalled = false
+        var shortSince: ContinuousClock.Instant?
         while !Task.isCancelled {
             stalled = await watchPipeline(wasStalled: stalled)
-            if !stalled { await tick() }
-            try? await Task.sleep(for: configuration.renewInterval)
+            let balance = stalled ? .balanced : await tick()
+            shortSince = balance == .belowShare ? (shortSince ?? .now) : nil
+            try? await Task.sleep(for: Self.nextTick(after: balance, shortSince: shortSince, renewInterval: configuration.renewInterval))
+        }
+    }
+
+    /// Where this relay stands against its fair share after a tick.
+    enum Balance: Equatable {
+        case balanced
+        /// Fewer lanes than its share: others are about to hand some over (or they are held).
+        case belowShare
+        /// Surplus lanes are marked but some were in the batch in flight and could not go yet.
+        case releasePending
+    }
+
+    /// Hand-over is the one moment lanes sit idle (marked by their holder, not yet claimed by the
+    /// newcomer), so both sides tick every 250 ms then: the holder until its marked lanes are out
+    /// of flight and released, the newcomer for at most two renewal intervals (it may be short for
+    /// good when the share does not divide evenly, and must not poll forever).
+    static func nextTick(after balance: Balance, shortSince: ContinuousClock.Instant?, renewInterval: Duration) -> Duration {
+        let fast = min(renewInterval, .milliseconds(250))
+        switch balance {
+        case .releasePending:
+            return fast
+        case .belowShare:
+            guard let shortSince, ContinuousClock.now - shortSince < renewInterval * 2 else { return renewInterval }
+            return fast
+        case .balanced:
+            return renewInterval
         }
     }
 
@@ -44,7 +72,9 @@ struct LeaseKeeper: Sendable {
         return stalled
     }
 
-    func tick() async {
+    @discardableResult
+    func tick() async -> Balance {
+        var balance = Balance.balanced
         let started = ContinuousClock.now
         let validUntil = started + configuration.leaseTTL - configuration.selfFencingMargin
         do {
@@ -71,6 +101,7 @@ struct LeaseKeeper: Sendable {
                         metadata: ["count": "\(claimed.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
                     doorbell.ring()
                 }
+                if table.count < target { balance = .belowShare }
             } else {
                 // Every tick, so marks from an earlier, larger fleet are dropped once they are no
                 // longer surplus (count 0 clears them).
@@ -82,6 +113,7 @@ struct LeaseKeeper: Sendable {
                         "released surplus lanes",
                         metadata: ["count": "\(releasable.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
                 }
+                if table.count > target { balance = .releasePending }
             }
         } catch {
             logger.warning("lease renewal failed; will retry", metadata: ["error": "\(String(reflecting: error))"])
@@ -92,6 +124,7 @@ struct LeaseKeeper: Sendable {
                 "self-fenced lanes whose lease could not be renewed in time",
                 metadata: ["lanes": "\(expired.sorted())"])
         }
+        return balance
     }
 
     /// Hands every lane back and leaves the membership, so others take over without a TTL wait.
