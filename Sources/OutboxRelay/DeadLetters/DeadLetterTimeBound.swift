@@ -81,11 +81,3 @@ public enum DeadLetterTimeBound: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 }
-
-extension Duration {
-    /// Seconds as a floating-point number, for `Date` arithmetic.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

@@ -69,7 +69,6 @@ public struct KafkaProducerConfiguration: Sendable {
 
     /// `Duration` → whole milliseconds, at least 1 (librdkafka treats 0 as "infinite" for several timeouts).
     static func milliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        max(1, duration.milliseconds)
     }
 }

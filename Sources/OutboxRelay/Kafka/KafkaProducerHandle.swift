@@ -182,8 +182,6 @@ final class KafkaProducerHandle: Sendable {
 
     /// `Duration` → milliseconds for librdkafka timeouts (0 allowed: "do not wait").
     static func timeoutMilliseconds(_ duration: Duration) -> Int32 {
-        let (seconds, attoseconds) = duration.components
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return Int32(clamping: max(0, ms))
+        Int32(clamping: max(0, duration.milliseconds))
     }
 }

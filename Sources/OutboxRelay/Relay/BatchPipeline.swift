@@ -100,14 +100,14 @@ struct BatchPipeline: Sendable {
         let results = records.isEmpty ? [] : await producers.current.send(records)
         let producedAt = clock.now
 
-        var delivered: [Int64] = []
+        var delivered: [PendingMessage] = []
         var retries: [RetryDecision] = []
         var outage: DeliveryError?
         delivered.reserveCapacity(results.count)
         for (row, result) in zip(produced, results) {
             switch result {
             case .success:
-                delivered.append(row.id)
+                delivered.append(row)
             case .failure(let error):
                 let attempts = Int(row.attempts) + 1
                 switch error.failureClass {
@@ -142,8 +142,9 @@ struct BatchPipeline: Sendable {
                 "lease ran out during a batch; leaving its rows to the next owner",
                 metadata: ["lanes": "\(Set(leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
         }
-        try await withDeadline(Self.statementDeadline, "acknowledging a batch") { [delivered] in
-            try await store.ack(ids: delivered, leases: writable, logger: logger)
+        let deliveredIDs = delivered.map(\.id)
+        try await withDeadline(Self.statementDeadline, "acknowledging a batch") {
+            try await store.ack(ids: deliveredIDs, leases: writable, logger: logger)
         }
         if !deadLetters.isEmpty {
             let moved = try await withDeadline(Self.statementDeadline, "dead-lettering") { [deadLetters] in
@@ -171,11 +172,7 @@ struct BatchPipeline: Sendable {
                 "settle_ms": "\((clock.now - producedAt).milliseconds)",
             ])
         metrics.batchSettled(
-            read: rows.count, delivered: zip(produced, results).compactMap { row, result in
-                if case .success = result { return row }
-                return nil
-            },
-            retried: retries.count, deadLettered: deadLetters.map(\.reason))
+            read: rows.count, delivered: delivered, retried: retries.count, deadLettered: deadLetters.map(\.reason))
         if let outage {
             return .brokerOutage("\(outage.name): \(outage.message)")
         }

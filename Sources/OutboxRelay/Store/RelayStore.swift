@@ -281,11 +281,3 @@ extension RelayStore {
         }
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, for SQL intervals and librdkafka settings.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}
