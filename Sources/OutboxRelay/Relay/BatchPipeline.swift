@@ -5,9 +5,13 @@ import ServiceLifecycle
 /// wait for every delivery report, then settle the batch with at most three fenced statements
 /// (delete the delivered, reschedule the retriable, dead-letter the poison).
 ///
-/// A batch is settled completely before the next one is read, so at most one batch per lane is
-/// ever in flight (the duplicate bound after a crash), and a message's retry is recorded before
-/// any later message of its key can be read.
+/// While a full batch waits for its delivery reports, the next batch is read ahead (its rows are
+/// the next ones of the same lanes, the in-flight ids left out), so the database read no longer
+/// adds to every batch's time. The read-ahead is only *read*: nothing of it is produced before the
+/// batch in flight is settled, so at most one batch per lane is ever in flight (the duplicate
+/// bound after a crash). It is dropped whenever it could be stale — a delivery of the batch in
+/// flight failed (its retry must be recorded before any later message of its key is read) or a
+/// lane changed hands — and its rows are simply read again.
 struct BatchPipeline: Sendable {
     let store: RelayStore
     let table: LeaseTable
@@ -29,14 +33,34 @@ struct BatchPipeline: Sendable {
         case brokerOutage(String)
     }
 
+    /// Rows of the next batch, read while the previous one was being delivered, with the leases
+    /// they were read under.
+    struct ReadAhead: Sendable {
+        var leases: [LaneLease]
+        var rows: [PendingMessage]
+
+        /// The rows still valid for a batch holding `current`: rows of lanes held throughout with
+        /// the same epoch (so nobody else touched them). Lanes newly held are read next time.
+        func rows(validFor current: [LaneLease]) -> [PendingMessage] {
+            if current == leases { return rows }
+            let keep = Set(leases).intersection(current)
+            let lanes = Set(keep.map(\.lane))
+            return rows.filter { lanes.contains($0.lane) }
+        }
+    }
+
     /// Runs until a graceful shutdown (finishing the batch in flight) or, with `stopWhenDrained`,
     /// until the outbox is empty.
     func run() async {
         var databaseBackoff = OutageBackoff()
+        var readAhead: ReadAhead?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             table.recordPipelineProgress()
             do {
-                let outcome = try await publishOneBatch()
+                let ahead = readAhead
+                readAhead = nil
+                let (outcome, next) = try await publishOneBatch(readAhead: ahead)
+                readAhead = next
                 // `.idle` may not have asked the database (no lanes held): the monitor covers that case.
                 if outcome != .idle { health.databaseAnswered() }
                 switch outcome {
@@ -68,18 +92,23 @@ struct BatchPipeline: Sendable {
     /// The longest one batch statement may take before the loop gives up on it (see `withDeadline`).
     static let statementDeadline: Duration = .seconds(30)
 
-    func publishOneBatch() async throws -> BatchOutcome {
+    /// One batch: read (or take the read-ahead), produce, settle. Returns the outcome and the rows
+    /// read ahead for the next batch, if any.
+    func publishOneBatch(readAhead: ReadAhead? = nil) async throws -> (BatchOutcome, ReadAhead?) {
         let clock = ContinuousClock()
         let started = clock.now
         let leases = table.beginBatch(now: .now, horizon: configuration.selfFencingMargin)
         defer { table.endBatch() }
-        guard !leases.isEmpty else { return .idle }
+        guard !leases.isEmpty else { return (.idle, nil) }
         let (store, logger, batchSize) = (self.store, self.logger, configuration.batchSize)
         let lanes = leases.map(\.lane)
-        let rows = try await withDeadline(Self.statementDeadline, "reading a batch") {
-            try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
+        var rows = readAhead?.rows(validFor: leases) ?? []
+        if rows.isEmpty {
+            rows = try await withDeadline(Self.statementDeadline, "reading a batch") {
+                try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
+            }
         }
-        guard !rows.isEmpty else { return .idle }
+        guard !rows.isEmpty else { return (.idle, nil) }
 
         var records: [KafkaRecord] = []
         var produced: [PendingMessage] = []
@@ -97,6 +126,17 @@ struct BatchPipeline: Sendable {
         }
 
         let read = clock.now
+        // A full batch suggests more is waiting: read the next one while this one is delivered.
+        // A failed read-ahead costs nothing but the overlap (the next batch reads again and
+        // reports the error through the loop's usual database back-off).
+        let inFlight = rows.map(\.id)
+        let full = rows.count >= batchSize
+        async let ahead: [PendingMessage]? =
+            !full
+            ? nil
+            : try? await withDeadline(Self.statementDeadline, "reading ahead") {
+                try await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
+            }
         let results = records.isEmpty ? [] : await producers.current.send(records)
         let producedAt = clock.now
 
@@ -173,10 +213,20 @@ struct BatchPipeline: Sendable {
             ])
         metrics.batchSettled(
             read: rows.count, delivered: delivered, retried: retries.count, deadLettered: deadLetters.map(\.reason))
+        // Awaited in every case, so the read-ahead never outlives its batch.
+        let aheadRows = await ahead
         if let outage {
-            return .brokerOutage("\(outage.name): \(outage.message)")
+            return (.brokerOutage("\(outage.name): \(outage.message)"), nil)
         }
-        return .settled(full: rows.count >= configuration.batchSize)
+        // After a retry the read-ahead may hold later messages of the retried key: read afresh,
+        // so the database's retry hold applies. Lanes that left during the batch are dropped.
+        let next: ReadAhead? =
+            if retries.isEmpty, writable.count == leases.count, let aheadRows, !aheadRows.isEmpty {
+                ReadAhead(leases: leases, rows: aheadRows)
+            } else {
+                nil
+            }
+        return (.settled(full: rows.count >= configuration.batchSize || next != nil), next)
     }
 
     /// Pauses publishing until the broker answers again; no attempt is charged meanwhile.

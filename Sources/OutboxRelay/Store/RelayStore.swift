@@ -90,11 +90,13 @@ struct RelayStore: Sendable {
     // MARK: Messages
 
     /// Reads the next batch of owned lanes in id order, leaving out every message whose key has an
-    /// earlier message waiting for a retry (so a retry never lets a later message overtake it).
-    func readBatch(lanes: [Int16], limit: Int, logger: Logger) async throws -> [PendingMessage] {
-        var binds = PostgresBindings(capacity: 2)
+    /// earlier message waiting for a retry (so a retry never lets a later message overtake it) and
+    /// the messages of the batch still in flight (`excluding`, when reading ahead of it).
+    func readBatch(lanes: [Int16], limit: Int, excluding inFlight: [Int64] = [], logger: Logger) async throws -> [PendingMessage] {
+        var binds = PostgresBindings(capacity: 3)
         binds.append(lanes)
         binds.append(limit)
+        binds.append(inFlight)
         let rows = try await client.query(PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger)
         var batch: [PendingMessage] = []
         batch.reserveCapacity(limit)
@@ -227,7 +229,7 @@ extension RelayStore {
                 SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
                        m.created_at, m.attempts
                 FROM \(s).messages m
-                WHERE m.lane = ANY($1) AND m.available_at <= now()
+                WHERE m.lane = ANY($1) AND m.available_at <= now() AND m.id <> ALL($3)
                   AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
                 ORDER BY m.id
                 LIMIT $2
