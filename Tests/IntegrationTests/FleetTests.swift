@@ -5,7 +5,7 @@ import OutboxEnvelope
 import PostgresNIO
 import Testing
 
-@testable import OutboxRelay
+@_spi(Benchmark) @testable import OutboxRelay
 
 /// Fault injection against a fleet of real `outbox-relay` processes, real PostgreSQL and a real
 /// broker, checked by a ledger that reads every record back (see `Ledger`): nothing lost, per key

@@ -1,35 +1,115 @@
 import Foundation
 import Testing
 
-/// A seconds-long run of `outbox-loadtest drain` (no timing asserted): the tool works end to end
-/// and its ledger is clean with two relay processes.
+/// Seconds-long runs of every `outbox-loadtest` mode (no timing asserted): each tool path works end
+/// to end against the real services, writes its three reports, and its ledger is clean.
 @Suite(.serialized) struct LoadtestSmokeTests {
-    @Test func drainWithTwoRelaysReportsACleanLedger() async throws {
+    /// What one run left: its stdout and the report files.
+    struct SmokeRun: Sendable {
+        var stdout: String
+        var json: Data
+        var html: String
+        var report: [String: Any] { (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] ?? [:] }
+    }
+
+    /// Runs the tool on a fresh schema, expects exit 0 and one results folder with the three
+    /// reports, and hands them to `check`.
+    private func run(
+        _ arguments: [String], timeout: Duration = .seconds(180), check: @escaping @Sendable (SmokeRun) throws -> Void
+    ) async throws {
         try await OutboxFixture.with { fixture in
             let output = NSTemporaryDirectory() + "loadtest-smoke-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: output) }
             let tool = ChildProcess.binDirectory.appendingPathComponent("outbox-loadtest").path
-            let run = try ChildProcess(
-                tool,
-                ["drain", "--messages", "3000", "--relays", "2", "--keys", "100", "--batch-size", "250",
-                 "--schema", fixture.schema.rawValue, "--output", output, "--timeout", "120"],
+            let process = try ChildProcess(
+                tool, arguments + ["--schema", fixture.schema.rawValue, "--output", output],
                 environment: ChildProcess.environment([
                     "OUTBOX_DATABASE_URL": TestServices.databaseURL, "OUTBOX_KAFKA_BROKERS": TestServices.brokers,
                 ]))
-            let code = await run.wait(timeout: .seconds(180))
-            #expect(code == 0, "stderr: \(run.standardError.suffix(3000))")
-            #expect(run.standardOutput.contains("**lost 0**"))
-            #expect(run.standardOutput.contains("**order violations 0**"))
+            let code = await process.wait(timeout: timeout)
+            #expect(code == 0, "stderr: \(process.standardError.suffix(3000))")
+            let folders = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+            guard folders.count == 1 else {
+                Issue.record("expected one results folder, found \(folders); stderr: \(process.standardError.suffix(3000))")
+                return
+            }
+            let folder = "\(output)/\(folders[0])"
+            #expect(FileManager.default.fileExists(atPath: "\(folder)/report.md"))
+            try check(SmokeRun(
+                stdout: process.standardOutput,
+                json: try Data(contentsOf: URL(fileURLWithPath: "\(folder)/report.json")),
+                html: (try? String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)) ?? ""))
+        }
+    }
 
-            let folders = try FileManager.default.contentsOfDirectory(atPath: output)
-            #expect(folders.count == 1)
-            let data = try Data(contentsOf: URL(fileURLWithPath: "\(output)/\(folders[0])/report.json"))
-            let report = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-            let ledger = report?["ledger"] as? [String: Any]
-            #expect(ledger?["lost"] as? Int == 0)
-            #expect(ledger?["unique"] as? Int == 3000)
-            #expect(ledger?["orderViolations"] as? Int == 0)
-            #expect((report?["relayExitCodes"] as? [Int]) == [0, 0])
+    private static func expectCleanLedger(_ report: [String: Any], unique: Int) {
+        let ledger = report["ledger"] as? [String: Any]
+        #expect(ledger?["lost"] as? Int == 0)
+        #expect(ledger?["unique"] as? Int == unique)
+        #expect(ledger?["orderViolations"] as? Int == 0)
+    }
+
+    @Test func drainWithTwoRelaysReportsACleanLedgerAndTheCeilings() async throws {
+        try await run(
+            ["drain", "--messages", "3000", "--relays", "2", "--keys", "100", "--batch-size", "250", "--timeout", "120",
+             "--http-port-base", "19570"]
+        ) { run in
+            let report = run.report
+            #expect(run.stdout.contains("**lost 0**"))
+            #expect(run.stdout.contains("of the machine limit"))
+            Self.expectCleanLedger(report, unique: 3000)
+            #expect((report["relayExitCodes"] as? [Int]) == [0, 0])
+            let ceiling = report["ceiling"] as? [String: Any]
+            #expect(((ceiling?["database"] as? [String: Any])?["messages"] as? Int) == 3000)
+            // Both relays' counters were scraped, and together they published everything.
+            let shares = report["relayShares"] as? [[String: Any]] ?? []
+            #expect(shares.count == 2)
+            let published = shares.compactMap { ($0["samples"] as? [[String: Any]])?.last?["published"] as? Double }.reduce(0, +)
+            #expect(published == 3000)
+            #expect(run.html.contains("<svg") && run.html.contains("Throughput over time") && run.html.contains("Per-relay share"))
+        }
+    }
+
+    @Test func ceilingMeasuresBothLimits() async throws {
+        try await run(["ceiling", "--messages", "2000", "--batch-size", "500"]) { run in
+            let ceiling = run.report["ceiling"] as? [String: Any]
+            for probe in ["database", "produceOneBatch", "produceStreaming"] {
+                let result = ceiling?[probe] as? [String: Any]
+                #expect(result?["messages"] as? Int == 2000, "\(probe)")
+                #expect((result?["seconds"] as? Double ?? 0) > 0, "\(probe)")
+            }
+            #expect(run.html.contains("Against this machine"))
+        }
+    }
+
+    @Test func steadyMeasuresLatencyOfEveryCommittedMessage() async throws {
+        try await run(
+            ["steady", "--rate", "200", "--duration", "3s", "--relays", "1", "--keys", "50", "--writers", "4",
+             "--http-port-base", "19580"]
+        ) { run in
+            let report = run.report
+            #expect(run.stdout.contains("commit → consume"))
+            Self.expectCleanLedger(report, unique: 600)
+            let latency = (report["steady"] as? [String: Any])?["latency"] as? [String: Any]
+            #expect(latency?["count"] as? Int == 600)
+            let p50 = latency?["p50"] as? Double ?? -1, p99 = latency?["p99"] as? Double ?? -1
+            #expect(p50 > 0 && p50 <= p99)
+            #expect(run.html.contains("latency by percentile"))
+        }
+    }
+
+    @Test func chaosKillsFreezesAndRestartsRelaysAndTheLedgerStaysClean() async throws {
+        try await run(
+            ["chaos", "--rate", "200", "--duration", "8s", "--relays", "2", "--keys", "50", "--writers", "4",
+             "--lease-ttl", "2s", "--fault", "1s:kill:0", "--fault", "2s:start:0", "--fault", "4s:stop:1",
+             "--fault", "7s:cont:1", "--http-port-base", "19590"],
+            timeout: .seconds(240)
+        ) { run in
+            let report = run.report
+            Self.expectCleanLedger(report, unique: 1600)
+            let faults = report["faults"] as? [[String: Any]] ?? []
+            #expect(faults.compactMap { $0["action"] as? String } == ["kill", "start", "stop", "cont"])
+            #expect(run.html.contains("kill 0"))
         }
     }
 }

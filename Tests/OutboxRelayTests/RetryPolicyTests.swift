@@ -1,5 +1,5 @@
 import Testing
-@testable import OutboxRelay
+@_spi(Benchmark) @testable import OutboxRelay
 
 @Suite struct RetryPolicyTests {
     let policy = RetryPolicy(baseDelay: .milliseconds(100), maximumDelay: .seconds(5), maximumAttempts: 4)

@@ -1,12 +1,12 @@
 extension Duration {
     /// Whole milliseconds (truncated), for SQL intervals and librdkafka settings and timeouts.
-    var milliseconds: Int64 {
+    @_spi(Benchmark) public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
-    /// Seconds as a floating-point number, for `Date` arithmetic.
-    var seconds: Double {
+    /// Seconds as a floating-point number, for `Date` arithmetic (and the load test's reports).
+    @_spi(Benchmark) public var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }

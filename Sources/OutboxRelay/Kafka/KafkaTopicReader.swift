@@ -44,30 +44,71 @@ public enum KafkaTopicReader {
         logger: Logger
     ) async throws(KafkaClientError) -> [ConsumedRecord] {
         try Librdkafka.requireSupportedVersion()
+        let settings = readerSettings(bootstrapServers: bootstrapServers, properties: properties, partitionEOF: true)
+        let deadline = ContinuousClock.now + timeout
+        let finalSettings = settings
+        return try await KafkaDedicatedThread.run(name: "kafka-topic-reader") { () throws(KafkaClientError) -> [ConsumedRecord] in
+            var records: [ConsumedRecord] = []
+            try read(
+                topic: topic, settings: finalSettings, deadline: deadline, untilEnd: true, logger: logger,
+                shouldStop: { false }, onRecord: { records.append($0) })
+            return records
+        }
+    }
+
+    /// Follows `topic` from offset 0 of every partition, handing every record to `onRecord` on the
+    /// reader's own thread as soon as it arrives, until `shouldStop` says so (asked at least every
+    /// 100 ms) — a consumer for latency measurements. The topic must exist within `waitForTopic`.
+    public static func follow(
+        topic: String,
+        bootstrapServers: String,
+        properties: [String: String] = [:],
+        waitForTopic: Duration,
+        logger: Logger,
+        shouldStop: @escaping @Sendable () -> Bool,
+        onRecord: @escaping @Sendable (ConsumedRecord) -> Void
+    ) async throws(KafkaClientError) {
+        try Librdkafka.requireSupportedVersion()
+        let settings = readerSettings(bootstrapServers: bootstrapServers, properties: properties, partitionEOF: false)
+        let deadline = ContinuousClock.now + waitForTopic
+        try await KafkaDedicatedThread.run(name: "kafka-topic-follower") { () throws(KafkaClientError) -> Void in
+            try read(
+                topic: topic, settings: settings, deadline: deadline, untilEnd: false, logger: logger,
+                shouldStop: shouldStop, onRecord: onRecord)
+        }
+    }
+
+    private static func readerSettings(
+        bootstrapServers: String, properties: [String: String], partitionEOF: Bool
+    ) -> [(name: String, value: String)] {
         var settings: [(name: String, value: String)] = [
             ("bootstrap.servers", bootstrapServers),
             ("group.id", "outbox-relay-reader-\(UInt64.random(in: 0...UInt64.max))"),
-            ("enable.partition.eof", "true"),
+            ("enable.partition.eof", partitionEOF ? "true" : "false"),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "error"),
             ("log.connection.close", "false"),
             ("client.id", "outbox-relay-reader"),
+            // A follower measures latency: hand over what arrives rather than waiting for more.
+            ("fetch.wait.max.ms", "10"),
         ]
         settings += properties.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
-        let deadline = ContinuousClock.now + timeout
-        let finalSettings = settings
-        return try await KafkaDedicatedThread.run(name: "kafka-topic-reader") { () throws(KafkaClientError) -> [ConsumedRecord] in
-            try read(topic: topic, settings: finalSettings, deadline: deadline, logger: logger)
-        }
+        return settings
     }
 
+    /// Reads `topic` from offset 0 of every partition. With `untilEnd` it returns once every
+    /// partition reached its end (and fails at `deadline`); otherwise `deadline` bounds only the
+    /// wait for the topic, and it returns when `shouldStop` says so.
     private static func read(
         topic: String,
         settings: [(name: String, value: String)],
         deadline: ContinuousClock.Instant,
-        logger: Logger
-    ) throws(KafkaClientError) -> [ConsumedRecord] {
+        untilEnd: Bool,
+        logger: Logger,
+        shouldStop: () -> Bool,
+        onRecord: (ConsumedRecord) -> Void
+    ) throws(KafkaClientError) {
         let conf = try KafkaConf.make(settings)
         let context = KafkaClientContext(logger: logger)
         let opaque = context.install(on: conf)
@@ -87,9 +128,10 @@ public enum KafkaTopicReader {
 
         guard let partitions = try partitionIDs(of: topic, rk: rk, deadline: deadline, logger: logger) else {
             logger.notice("Kafka topic does not exist; nothing to read", metadata: ["kafka.topic": "\(topic)"])
-            return []
+            if untilEnd { return }
+            throw .metadataFailed(topic: topic, code: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue, reason: "the topic does not exist")
         }
-        if partitions.isEmpty { return [] }
+        if partitions.isEmpty { return }
 
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -103,19 +145,20 @@ public enum KafkaTopicReader {
         }
 
         var atEnd = Set<Int32>()
-        var records: [ConsumedRecord] = []
-        while atEnd.count < partitions.count {
-            let left = remainingMilliseconds(until: deadline)
+        var recordsRead = 0
+        while untilEnd ? atEnd.count < partitions.count : !shouldStop() {
+            let left = untilEnd ? remainingMilliseconds(until: deadline) : 100
             if left <= 0 {
                 throw .readTimedOut(topic: topic, partitionsAtEnd: atEnd.count, partitions: partitions.count,
-                                    recordsRead: records.count)
+                                    recordsRead: recordsRead)
             }
             guard let message = rd_kafka_consumer_poll(rk, min(left, 100)) else { continue }
             defer { rd_kafka_message_destroy(message) }
             let m = message.pointee
             switch m.err {
             case RD_KAFKA_RESP_ERR_NO_ERROR:
-                records.append(consumedRecord(message, topic: topic))
+                onRecord(consumedRecord(message, topic: topic))
+                recordsRead += 1
                 // A record beyond an earlier EOF means the partition grew; it is at its end again only at the next EOF.
                 atEnd.remove(m.partition)
             case RD_KAFKA_RESP_ERR__PARTITION_EOF:
@@ -131,10 +174,9 @@ public enum KafkaTopicReader {
                              metadata: ["kafka.error": "\(String(cString: rd_kafka_err2name(m.err)))"])
             }
         }
-        logger.debug("Kafka topic read to its end",
-                     metadata: ["kafka.topic": "\(topic)", "kafka.records": "\(records.count)",
+        logger.debug("Kafka topic read",
+                     metadata: ["kafka.topic": "\(topic)", "kafka.records": "\(recordsRead)",
                                 "kafka.partitions": "\(partitions.count)"])
-        return records
     }
 
     /// The topic's partition ids, `nil` when the topic does not exist. Retries transient states

@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import Outbox
-import OutboxRelay
+@_spi(Benchmark) import OutboxRelay
 import PostgresNIO
 
-/// `drain`: a backlog of N messages, K relays, time until the outbox is empty, then the ledger.
+/// `drain`: a backlog of N messages, K relays, time until the outbox is empty, then the ledger —
+/// by default against this machine's ceilings measured first, in the same run.
 struct DrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drain",
@@ -16,147 +17,155 @@ struct DrainCommand: AsyncParsableCommand {
     @Option(name: .customLong("payload-bytes"), help: "Payload size.") var payloadBytes = 256
     @Option(help: "Distinct keys (round robin).") var keys = 1000
     @Option(name: .customLong("batch-size"), help: "Relay batch size.") var batchSize = 1000
+    @Flag(inversion: .prefixedNo, help: "Measure the database and produce ceilings first and report the drain as a ratio of them.")
+    var ceiling = true
     @Option(help: "Schema for the run (migrated if needed; must hold no pending messages).") var schema = "loadtest"
-    @Option(help: "Folder for results (JSON, Markdown, relay logs).") var output = "loadtest-results"
+    @Option(help: "Folder for results (JSON, Markdown, HTML, relay logs).") var output = "loadtest-results"
+    @Option(name: .customLong("http-port-base"), help: "Relay i serves /metrics on this port + i (0: off, no per-relay shares).")
+    var httpPortBase = 19_470
     @Option(help: "Give up after this many seconds.") var timeout = 600
 
     func validate() throws {
-        guard messages >= 1, relays >= 1, relays <= 32, payloadBytes >= 0, keys >= 1, timeout >= 1 else {
-            throw ValidationError("--messages, --relays (1-32), --keys and --timeout must be positive, --payload-bytes ≥ 0")
+        guard messages >= 1, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
+            (1...10_000).contains(batchSize), httpPortBase == 0 || (1024...65_000).contains(httpPortBase)
+        else {
+            throw ValidationError(
+                "--messages, --keys and --timeout must be positive, --relays 1-32, --payload-bytes ≥ 0, --batch-size 1-10000, --http-port-base 0 or 1024-65000")
         }
     }
 
     func run() async throws {
-        var logger = Logger(label: "outbox-loadtest")
-        logger.logLevel = .warning
-        let environment = ProcessInfo.processInfo.environment
-        let settings: RelaySettings
-        let schemaName: SchemaName
-        do {
-            settings = try RelaySettings(values: environment.filter { RelaySettings.knownNames.contains($0.key) })
-            schemaName = try SchemaName(schema)
-            _ = try settings.requireKafkaBrokers()
-        } catch {
-            FileHandle.standardError.write(Data("outbox-loadtest: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        let brokers = settings.kafkaBrokers!
-        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let directory = URL(fileURLWithPath: output).appendingPathComponent("drain-\(stamp)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let topic = "loadtest-drain-\(stamp.lowercased())"
+        let context = try LoadtestContext.make(mode: "drain", schema: schema, output: output)
+        let started = Date()
+        let topic = "loadtest-drain-\(context.stamp)"
+        let logger = context.logger
+        var report = try await context.withDatabase { client in
+            let ceilingFigures: RunReport.CeilingFigures? =
+                ceiling
+                ? try await CeilingRunner(
+                    context: context, client: client, messages: messages, keys: keys, payloadBytes: payloadBytes,
+                    batchSize: batchSize, inFlight: 8
+                ).measure()
+                : nil
 
-        try await DatabaseProbe.check(settings.database, logger: logger)
-        let client = PostgresClient(configuration: settings.database.clientConfiguration(), backgroundLogger: logger)
-        let report = try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await Migrator(schema: schemaName).migrate(client: client, logger: logger)
-            let pendingBefore = try await count(client, "SELECT count(*) FROM \(schema).messages", logger: logger)
-            guard pendingBefore == 0 else {
-                throw LoadtestError("schema \(schema) holds \(pendingBefore) pending messages; use a fresh --schema or drain it first")
-            }
-            let seeder = Seeder(client: client, schema: schemaName, logger: logger)
-            progress("seeding \(messages) messages (\(payloadBytes) B payload, \(keys) keys) into \(schema).messages with COPY…")
+            let seeder = Seeder(client: client, schema: context.schema, logger: logger)
+            Progress.line("seeding \(messages) messages (\(payloadBytes) B payload, \(keys) keys) into \(schema).messages with COPY…")
             let seedStart = ContinuousClock.now
             let ids = try await seeder.seed(topic: topic, count: messages, keys: keys, payloadBytes: payloadBytes)
             let seedSeconds = (ContinuousClock.now - seedStart).seconds
             try await client.query(PostgresQuery(unsafeSQL: "VACUUM ANALYZE \(schema).messages"), logger: logger)
 
-            var relayEnvironment = environment.filter { !$0.key.hasPrefix("OUTBOX_") }
-            relayEnvironment["OUTBOX_DATABASE_URL"] = environment["OUTBOX_DATABASE_URL"]
-            relayEnvironment["OUTBOX_KAFKA_BROKERS"] = brokers
-            relayEnvironment["OUTBOX_SCHEMA"] = schema
-            relayEnvironment["OUTBOX_LOG_LEVEL"] = "notice"
-            if let properties = environment["OUTBOX_KAFKA_PROPERTIES"] { relayEnvironment["OUTBOX_KAFKA_PROPERTIES"] = properties }
-            let processes = RelayProcesses()
-            progress("starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
-            let start = ContinuousClock.now
-            try processes.start(
+            let processes = RelayProcesses(
                 count: relays, arguments: ["--batch-size", "\(batchSize)", "--poll-interval", "100ms"],
-                environment: relayEnvironment, logDirectory: directory)
+                environment: context.relayEnvironment(), logDirectory: context.directory, httpPortBase: httpPortBase)
+            Progress.line("starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
+            let start = ContinuousClock.now
+            try processes.startAll()
 
-            var samples: [DrainReport.Sample] = []
+            var pendingSamples: [(seconds: Double, pending: Int)] = []
+            var shares = (0..<relays).map { RunReport.RelayShare(relay: RelayProcesses.name($0), samples: []) }
             var firstProgress: Double?
             var peakRSS = 0
             var lastPrint = ContinuousClock.now
+            var lastScrape = ContinuousClock.now - .seconds(1)
             var pending = messages
+            let pendingQuery = "SELECT count(*) FROM \(schema).messages WHERE topic = '\(topic)'"
             while pending > 0 {
                 if (ContinuousClock.now - start).seconds > Double(timeout) {
                     _ = await processes.stop()
-                    throw LoadtestError("gave up after \(timeout) s with \(pending) messages pending (relay logs in \(directory.path))")
+                    throw LoadtestError("gave up after \(timeout) s with \(pending) messages pending (relay logs in \(context.directory.path))")
                 }
                 try await Task.sleep(for: .milliseconds(100))
-                pending = Int(try await count(client, "SELECT count(*) FROM \(schema).messages WHERE topic = '\(topic)'", logger: logger))
+                pending = Int(try await client.scalar(pendingQuery, logger: logger))
                 let elapsed = (ContinuousClock.now - start).seconds
                 if firstProgress == nil, pending < messages { firstProgress = elapsed }
-                peakRSS = max(peakRSS, processes.pids.map(Self.residentKilobytes).max() ?? 0)
-                samples.append(.init(seconds: elapsed, pending: pending))
+                peakRSS = max(peakRSS, processes.residentKilobytes())
+                pendingSamples.append((elapsed, pending))
+                if ContinuousClock.now - lastScrape >= .milliseconds(500) {
+                    lastScrape = ContinuousClock.now
+                    scrape(processes, into: &shares, at: elapsed)
+                }
                 if ContinuousClock.now - lastPrint > .seconds(1) {
                     lastPrint = ContinuousClock.now
-                    progress(String(format: "  %6.1fs  published %d / %d", elapsed, messages - pending, messages))
+                    Progress.line(String(format: "  %6.1fs  published %d / %d", elapsed, messages - pending, messages))
                 }
             }
             let drainSeconds = (ContinuousClock.now - start).seconds
+            scrape(processes, into: &shares, at: drainSeconds)
             let exitCodes = await processes.stop()
 
-            progress("reading topic \(topic) back for the ledger…")
-            let records = try await KafkaTopicReader.readAll(topic: topic, bootstrapServers: brokers, timeout: .seconds(300), logger: logger)
+            Progress.line("reading topic \(topic) back for the ledger…")
+            let records = try await KafkaTopicReader.readAll(
+                topic: topic, bootstrapServers: context.brokers, timeout: .seconds(300), logger: logger)
             let dead = try await seeder.ids(topic: topic, table: "dead_letters")
             let ledger = try LedgerCheck.check(records: records, expectedIDs: ids, deadLettered: dead)
-            let steady = drainSeconds - (firstProgress ?? 0)
-            return DrainReport(
-                mode: "drain", messages: messages, relays: relays, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize,
-                topic: topic, seedSeconds: seedSeconds, seedRate: Double(messages) / seedSeconds,
-                drainSeconds: drainSeconds, throughput: Double(messages) / drainSeconds,
-                firstPublishSeconds: firstProgress ?? drainSeconds,
-                steadyThroughput: steady > 0 ? Double(messages) / steady : Double(messages) / drainSeconds,
-                relayPeakRSSMiB: Double(peakRSS) / 1024, relayExitCodes: exitCodes, ledger: ledger, samples: samples,
-                machine: Self.machine())
+            let first = firstProgress ?? drainSeconds
+            let steady = drainSeconds - first
+            return RunReport(
+                mode: "drain", command: CommandLine.arguments.joined(separator: " "), machine: LoadtestContext.machine(),
+                startedAt: started,
+                parameters: .init(
+                    messages: messages, relays: relays, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize,
+                    schema: schema, topic: topic),
+                ceiling: ceilingFigures,
+                drain: .init(
+                    seedSeconds: seedSeconds, seedRate: Double(messages) / seedSeconds, drainSeconds: drainSeconds,
+                    throughput: Double(messages) / drainSeconds, firstPublishSeconds: first,
+                    steadyThroughput: steady > 0 ? Double(messages) / steady : Double(messages) / drainSeconds),
+                relayPeakRSSMiB: Double(peakRSS) / 1024, relayExitCodes: exitCodes, ledger: ledger,
+                timeline: Self.timeline(pendingSamples, total: messages, interval: 0.5),
+                relayShares: httpPortBase > 0 ? shares : [])
         }
-        let json = JSONEncoder()
-        json.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try json.encode(report).write(to: directory.appendingPathComponent("report.json"))
-        let markdown = report.markdown
-        try Data(markdown.utf8).write(to: directory.appendingPathComponent("report.md"))
-        print(markdown)
-        print("results: \(directory.path)")
-        guard report.ledger.clean, report.relayExitCodes.allSatisfy({ $0 == 0 }) else {
-            FileHandle.standardError.write(Data("outbox-loadtest: the ledger is not clean or a relay did not exit cleanly\n".utf8))
+        report.targets = targets(report)
+        try context.write(report)
+        guard report.ledger?.clean == true, report.relayExitCodes.allSatisfy({ $0 == 0 }) else {
+            Progress.line("outbox-loadtest: the ledger is not clean or a relay did not exit cleanly")
             throw ExitCode(1)
         }
     }
 
-    private func count(_ client: PostgresClient, _ sql: String, logger: Logger) async throws -> Int64 {
-        for try await value in try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int64.self) {
-            return value
+    private func scrape(_ processes: RelayProcesses, into shares: inout [RunReport.RelayShare], at seconds: Double) {
+        for index in 0..<relays {
+            guard let port = processes.port(index),
+                let value = MetricsScraper.value(of: "outbox_relay_published_total", port: port)
+            else { continue }
+            shares[index].samples.append(.init(seconds: seconds, published: value))
         }
-        return 0
     }
 
-    private func progress(_ line: String) {
-        FileHandle.standardError.write(Data("\(line)\n".utf8))
-    }
-
-    /// VmRSS of a process, from /proc (0 when it is gone).
-    static func residentKilobytes(_ pid: pid_t) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    private func targets(_ report: RunReport) -> [RunReport.TargetCheck] {
+        var targets: [RunReport.TargetCheck] = []
+        if let drain = report.drain, let ceiling = report.ceiling {
+            let ratio = drain.throughput / ceiling.limit
+            targets.append(.init(
+                name: "drain vs. machine limit", target: "≥ 70 %",
+                measured: String(format: "%.0f %% (%@ of %@)", ratio * 100, RunReport.rate(drain.throughput), RunReport.rate(ceiling.limit)),
+                met: ratio >= 0.7))
         }
-        return 0
+        if let rss = report.relayPeakRSSMiB {
+            targets.append(.init(name: "relay resident memory", target: "≤ 100 MiB", measured: String(format: "%.1f MiB", rss), met: rss <= 100))
+        }
+        if let ledger = report.ledger {
+            targets.append(.init(
+                name: "ledger", target: "0 lost, 0 order violations",
+                measured: "\(ledger.lost) lost, \(ledger.orderViolations) order violations", met: ledger.clean))
+        }
+        return targets
     }
 
-    static func machine() -> String {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let memory = Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824
-        return String(format: "%@, %d cores, %.0f GiB", ProcessInfo.processInfo.hostName, cores, memory)
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
+    /// Published per second from the pending counts, in `interval`-second steps.
+    static func timeline(_ samples: [(seconds: Double, pending: Int)], total: Int, interval: Double) -> [RunReport.TimelineSample] {
+        var timeline: [RunReport.TimelineSample] = []
+        var lastSeconds = 0.0
+        var lastPending = total
+        for sample in samples where sample.seconds - lastSeconds >= interval || sample.pending == 0 {
+            let span = sample.seconds - lastSeconds
+            guard span > 0 else { continue }
+            timeline.append(.init(
+                seconds: sample.seconds, publishedPerSecond: Double(lastPending - sample.pending) / span, pending: sample.pending))
+            lastSeconds = sample.seconds
+            lastPending = sample.pending
+        }
+        return timeline
     }
 }

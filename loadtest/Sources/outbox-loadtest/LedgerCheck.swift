@@ -1,6 +1,6 @@
 import Foundation
 import OutboxEnvelope
-import OutboxRelay
+@_spi(Benchmark) import OutboxRelay
 
 /// What the broker holds, checked against what was enqueued: the proof behind every figure.
 ///

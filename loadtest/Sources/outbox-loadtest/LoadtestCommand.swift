@@ -9,6 +9,6 @@ struct LoadtestCommand: AsyncParsableCommand {
             Uses the same settings as the relay: OUTBOX_DATABASE_URL, OUTBOX_KAFKA_BROKERS (eval "$(scripts/services env)"
             for the local services). Relays are started as separate outbox-relay processes found next to this binary.
             """,
-        subcommands: [DrainCommand.self]
+        subcommands: [DrainCommand.self, SteadyCommand.self, ChaosCommand.self, CeilingCommand.self]
     )
 }

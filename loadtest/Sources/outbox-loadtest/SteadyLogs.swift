@@ -1,0 +1,57 @@
+import Foundation
+@_spi(Benchmark) import OutboxRelay
+import OutboxEnvelope
+import Synchronization
+
+/// When each message's enqueueing transaction committed, as the writer saw COMMIT return.
+final class CommitLog: Sendable {
+    private struct State {
+        var commits: [Int64: ContinuousClock.Instant] = [:]
+        var maxLag: Duration = .zero
+    }
+    private let state = Mutex(State())
+
+    func record(id: Int64, at instant: ContinuousClock.Instant, lag: Duration) {
+        state.withLock {
+            $0.commits[id] = instant
+            $0.maxLag = max($0.maxLag, lag)
+        }
+    }
+
+    var commits: [Int64: ContinuousClock.Instant] { state.withLock { $0.commits } }
+    var count: Int { state.withLock { $0.commits.count } }
+    var maxLag: Duration { state.withLock { $0.maxLag } }
+}
+
+/// What the consumer saw: every record (for the ledger) and each message's first arrival.
+final class ArrivalLog: Sendable {
+    private struct State {
+        var records: [ConsumedRecord] = []
+        var firstArrival: [Int64: ContinuousClock.Instant] = [:]
+        var undecodable = 0
+    }
+    private let state = Mutex(State())
+    private let stopFlag = Mutex(false)
+
+    /// Called on the consumer's thread for every record as it arrives.
+    func arrived(_ record: ConsumedRecord) {
+        let now = ContinuousClock.now
+        let sequence = try? Envelope(serializedBytes: record.value).sequence
+        state.withLock { state in
+            state.records.append(record)
+            if let sequence {
+                if state.firstArrival[sequence] == nil { state.firstArrival[sequence] = now }
+            } else {
+                state.undecodable += 1
+            }
+        }
+    }
+
+    var records: [ConsumedRecord] { state.withLock { $0.records } }
+    var firstArrival: [Int64: ContinuousClock.Instant] { state.withLock { $0.firstArrival } }
+    func hasArrived(_ id: Int64) -> Bool { state.withLock { $0.firstArrival[id] != nil } }
+    var uniqueCount: Int { state.withLock { $0.firstArrival.count } }
+
+    func stop() { stopFlag.withLock { $0 = true } }
+    var shouldStop: Bool { stopFlag.withLock { $0 } }
+}

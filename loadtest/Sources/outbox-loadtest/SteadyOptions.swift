@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+@_spi(Benchmark) import OutboxRelay
+
+/// The options `steady` and `chaos` share.
+struct SteadyOptions: ParsableArguments {
+    @Option(help: "Messages per second, enqueued one per transaction.") var rate = 2000
+    @Option(help: "How long to enqueue, e.g. 60s or 2m.") var duration = "60s"
+    @Option(help: "Relay processes to start.") var relays = 1
+    @Option(name: .customLong("payload-bytes"), help: "Payload size.") var payloadBytes = 256
+    @Option(help: "Distinct keys (each owned by one writer).") var keys = 1000
+    @Option(name: .customLong("batch-size"), help: "Relay batch size.") var batchSize = 1000
+    @Option(help: "Writer connections enqueueing concurrently.") var writers = 8
+    @Option(help: "Schema for the run (migrated if needed; must hold no pending messages).") var schema = "loadtest"
+    @Option(help: "Folder for results (JSON, Markdown, HTML, relay logs).") var output = "loadtest-results"
+    @Option(name: .customLong("http-port-base"), help: "Relay i serves /metrics on this port + i (0: off, no per-relay shares).")
+    var httpPortBase = 19_470
+
+    var parsedDuration: Duration {
+        get throws {
+            guard let value = DurationParser.parse(duration), value >= .seconds(1) else {
+                throw ValidationError("--duration: \(String(reflecting: duration)) is not a duration of at least 1s (e.g. 60s, 2m)")
+            }
+            return value
+        }
+    }
+
+    func validate() throws {
+        _ = try parsedDuration
+        guard (1...100_000).contains(rate), (1...32).contains(relays), payloadBytes >= 0, keys >= 1,
+            (1...10_000).contains(batchSize), (1...64).contains(writers), httpPortBase == 0 || (1024...65_000).contains(httpPortBase)
+        else {
+            throw ValidationError(
+                "--rate 1-100000, --relays 1-32, --payload-bytes ≥ 0, --keys ≥ 1, --batch-size 1-10000, --writers 1-64, --http-port-base 0 or 1024-65000")
+        }
+    }
+}
