@@ -91,7 +91,7 @@ public enum KafkaTopicReader {
             ("log.connection.close", "false"),
             ("client.id", "outbox-relay-reader"),
             // A follower measures latency: hand over what arrives rather than waiting for more.
-            ("fetch.wait.max.ms", "10"),
+            ("fetch.wait.max.ms", "2"),
         ]
         settings += properties.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         return settings

@@ -66,6 +66,10 @@ struct RunReport: Codable {
         var latency: LatencySummary
         /// Percentile → milliseconds, for the percentile curve.
         var percentileCurve: [PercentilePoint]
+        /// Commit → the relay's produce call (the record's CreateTime; wall clock, 1 ms resolution).
+        var commitToProduce: LatencySummary?
+        /// The record's CreateTime → the consumer: the broker's and the consumer's share.
+        var produceToConsume: LatencySummary?
     }
 
     struct LatencySummary: Codable {
@@ -145,6 +149,9 @@ struct RunReport: Codable {
             row("enqueued", "\(s.enqueued) in real transactions (\(Self.rate(s.achievedRate)) achieved; generator lag ≤ \(Self.number(s.maxScheduleLagMilliseconds, "%.1f")) ms)")
             let l = s.latency
             row("commit → consume", String(format: "p50 **%.1f ms**, p90 %.1f ms, p99 **%.1f ms**, p99.9 %.1f ms, max %.1f ms (n = %d)", l.p50, l.p90, l.p99, l.p999, l.max, l.count))
+            if let a = s.commitToProduce, let b = s.produceToConsume {
+                row("split at the broker", String(format: "commit → produce p50 %.0f ms, p99 %.0f ms; produce → consume p50 %.0f ms, p99 %.0f ms (record CreateTime, 1 ms resolution)", a.p50, a.p99, b.p50, b.p99))
+            }
         }
         if let rss = relayPeakRSSMiB { row("relay peak RSS", String(format: "%.1f MiB", rss)) }
         if !relayExitCodes.isEmpty {
@@ -173,4 +180,16 @@ struct RunReport: Codable {
     }
 
     static func number(_ value: Double, _ format: String) -> String { String(format: format, value) }
+}
+
+extension RunReport.LatencySummary {
+    /// Exact percentiles of a small sample set (milliseconds); nil when empty.
+    init?(_ values: [Double]) {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        func at(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        self.init(
+            count: sorted.count, p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: sorted.last!,
+            mean: sorted.reduce(0, +) / Double(sorted.count))
+    }
 }

@@ -15,6 +15,8 @@ struct SteadyOptions: ParsableArguments {
     @Option(help: "Folder for results (JSON, Markdown, HTML, relay logs).") var output = "loadtest-results"
     @Option(name: .customLong("http-port-base"), help: "Relay i serves /metrics on this port + i (0: off, no per-relay shares).")
     var httpPortBase = 19_470
+    @Option(name: .customLong("relay-log-level"), help: "The relays' log level (their logs are in the results folder).")
+    var relayLogLevel = "notice"
 
     var parsedDuration: Duration {
         get throws {

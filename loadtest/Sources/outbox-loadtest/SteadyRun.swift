@@ -213,6 +213,15 @@ struct SteadyRun {
         let curve = [0.0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999].map {
             RunReport.PercentilePoint(percentile: $0, milliseconds: ms($0))
         }
+        // The split at the broker: commit → the relay's produce call (the record's CreateTime, 1 ms
+        // resolution) and from there → the consumer. Tells the relay's share from the broker's.
+        let commitWall = commitLog.wallMilliseconds
+        var toProduce: [Double] = [], toConsume: [Double] = []
+        for (id, times) in arrivals.producedAndArrivedWall {
+            guard let committed = commitWall[id] else { continue }
+            toProduce.append(max(times.produced - committed, 0))
+            toConsume.append(max(times.arrived - times.produced, 0))
+        }
         let lastCommit = commits.values.max() ?? t0
         var report = RunReport(
             mode: mode, command: CommandLine.arguments.joined(separator: " "), machine: LoadtestContext.machine(),
@@ -222,7 +231,8 @@ struct SteadyRun {
                 batchSize: batchSize, schema: context.schema.rawValue, topic: topic),
             steady: .init(
                 enqueued: commits.count, achievedRate: Double(commits.count) / max((lastCommit - t0).seconds, 1e-3),
-                maxScheduleLagMilliseconds: commitLog.maxLag.seconds * 1000, latency: latency, percentileCurve: curve),
+                maxScheduleLagMilliseconds: commitLog.maxLag.seconds * 1000, latency: latency, percentileCurve: curve,
+                commitToProduce: RunReport.LatencySummary(toProduce), produceToConsume: RunReport.LatencySummary(toConsume)),
             relayPeakRSSMiB: Double(peakRSS) / 1024, relayExitCodes: exitCodes, ledger: ledger, timeline: timeline,
             relayShares: httpPortBase > 0 ? shares : [], faults: events)
         report.targets = targets(report, total: total)
