@@ -12,7 +12,7 @@ struct HTMLReport {
         body += summaryTable()
         body += targetsTable()
         body += ceilingBars()
-        for chart in charts() { body += "<figure>\(chart)</figure>\n" }
+        for chart in charts { body += "<figure>\(chart.svg)</figure>\n" }
         body += relayTable()
         return """
             <!doctype html>
@@ -22,9 +22,8 @@ struct HTMLReport {
             h1 { font-size: 22px; } .meta { color: #555; }
             table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: left; }
             th { background: #f4f4f4; } .no { color: #b00; font-weight: bold; } .yes { color: #070; }
-            figure { margin: 1.5em 0; } svg .title { font-size: 14px; font-weight: 600; } svg .tick, svg .legend { font-size: 11px; fill: #444; }
-            svg .label { font-size: 12px; fill: #333; } svg .grid { stroke: #eee; } svg .axis { stroke: #888; }
-            svg .marker { stroke: #b00; stroke-dasharray: 4 3; } svg .marker-label { font-size: 10px; fill: #b00; }
+            figure { margin: 1.5em 0; }
+            \(Self.chartStyle)
             .bar { background: #1f77b4; height: 14px; display: inline-block; vertical-align: middle; } .bar.relay { background: #2ca02c; }
             </style></head><body>
             \(body)
@@ -32,6 +31,14 @@ struct HTMLReport {
 
             """
     }
+
+    /// The charts' look, inline in the page and inside every standalone SVG file.
+    static let chartStyle = """
+        svg { font-family: system-ui, sans-serif; } svg .title { font-size: 14px; font-weight: 600; }
+        svg .tick, svg .legend { font-size: 11px; fill: #444; } svg .label { font-size: 12px; fill: #333; }
+        svg .grid { stroke: #eee; } svg .axis { stroke: #888; }
+        svg .marker { stroke: #b00; stroke-dasharray: 4 3; } svg .marker-label { font-size: 10px; fill: #b00; }
+        """
 
     private func summaryTable() -> String {
         // The Markdown summary's rows, as HTML (one source for both).
@@ -76,8 +83,10 @@ struct HTMLReport {
         return out + "</table>\n"
     }
 
-    private func charts() -> [String] {
-        var charts: [String] = []
+    /// Every chart of the report with a file name, also written as charts/NAME.svg so documents
+    /// such as BENCHMARKS.md can show them.
+    var charts: [(name: String, svg: String)] {
+        var charts: [(name: String, svg: String)] = []
         let markers = report.faults.map { SVGChart.Marker(x: $0.seconds, label: "\($0.action) \($0.relay)") }
         let timeline = report.timeline
         if !timeline.isEmpty {
@@ -88,28 +97,28 @@ struct HTMLReport {
             if !enqueued.isEmpty {
                 series.append(.init(name: "enqueued/s", color: SVGChart.palette[2], points: enqueued, steps: true))
             }
-            charts.append(SVGChart(title: "Throughput over time", xLabel: "seconds", yLabel: "messages / s", series: series, markers: markers).svg)
+            charts.append(("throughput", SVGChart(title: "Throughput over time", xLabel: "seconds", yLabel: "messages / s", series: series, markers: markers).svg))
         }
         let p50 = timeline.compactMap { s in s.p50Milliseconds.map { (s.seconds, $0) } }
         if !p50.isEmpty {
             let p99 = timeline.compactMap { s in s.p99Milliseconds.map { (s.seconds, $0) } }
             let max = timeline.compactMap { s in s.maxMilliseconds.map { (s.seconds, $0) } }
-            charts.append(SVGChart(
+            charts.append(("latency-over-time", SVGChart(
                 title: "Commit → consume latency per second", xLabel: "seconds", yLabel: "milliseconds",
                 series: [
                     .init(name: "p50", color: SVGChart.palette[0], points: p50),
                     .init(name: "p99", color: SVGChart.palette[3], points: p99),
                     .init(name: "max", color: SVGChart.palette[1], points: max),
                 ],
-                markers: markers).svg)
+                markers: markers).svg))
         }
         if let curve = report.steady?.percentileCurve, !curve.isEmpty {
             let x = { (p: Double) in -log10(max(1 - p / 100, 1e-6)) }
-            charts.append(SVGChart(
+            charts.append(("latency-percentiles", SVGChart(
                 title: "Commit → consume latency by percentile", xLabel: "percentile", yLabel: "milliseconds",
                 series: [.init(name: "latency", color: SVGChart.palette[4], points: curve.map { (x($0.percentile), $0.milliseconds) })],
                 xTickLabels: [(x(0), "0"), (x(50), "50"), (x(90), "90"), (x(99), "99"), (x(99.9), "99.9"), (x(99.99), "99.99")]
-                    .filter { $0.0 <= x(curve.last!.percentile) + 0.01 }).svg)
+                    .filter { $0.0 <= x(curve.last!.percentile) + 0.01 }).svg))
         }
         let shares = report.relayShares.filter { $0.samples.count > 1 }
         if !shares.isEmpty {
@@ -118,7 +127,7 @@ struct HTMLReport {
                     name: share.relay, color: SVGChart.palette[index % SVGChart.palette.count],
                     points: Self.rates(share.samples), steps: true)
             }
-            charts.append(SVGChart(title: "Per-relay share (published/s, from each relay's /metrics)", xLabel: "seconds", yLabel: "messages / s", series: series, markers: markers).svg)
+            charts.append(("relay-share", SVGChart(title: "Per-relay share (published/s, from each relay's /metrics)", xLabel: "seconds", yLabel: "messages / s", series: series, markers: markers).svg))
         }
         return charts
     }

@@ -82,7 +82,16 @@ struct LoadtestContext {
         try json.encode(report).write(to: directory.appendingPathComponent("report.json"))
         let markdown = report.markdown
         try Data(markdown.utf8).write(to: directory.appendingPathComponent("report.md"))
-        try Data(HTMLReport(report: report).html.utf8).write(to: directory.appendingPathComponent("report.html"))
+        let html = HTMLReport(report: report)
+        try Data(html.html.utf8).write(to: directory.appendingPathComponent("report.html"))
+        let charts = directory.appendingPathComponent("charts")
+        try FileManager.default.createDirectory(at: charts, withIntermediateDirectories: true)
+        for chart in html.charts {
+            // Standalone files need the styles the page gives inline charts.
+            let svg = chart.svg.replacingOccurrences(of: "role=\"img\"", with: "role=\"img\" style=\"background:#fff\"")
+                .replacingOccurrences(of: "</svg>", with: "<style>\(HTMLReport.chartStyle)</style></svg>")
+            try Data(svg.utf8).write(to: charts.appendingPathComponent("\(chart.name).svg"))
+        }
         print(markdown)
         print("results: \(directory.path) (report.html, report.json, report.md, relay logs)")
     }

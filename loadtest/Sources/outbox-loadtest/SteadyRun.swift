@@ -131,8 +131,10 @@ struct SteadyRun {
                 if now - lastScrape >= .seconds(1) {
                     lastScrape = now
                     for index in 0..<relays {
-                        guard let port = processes.port(index),
-                            let value = MetricsScraper.value(of: "outbox_relay_published_total", port: port)
+                        guard let port = processes.port(index) else { continue }
+                        // A relay that does not answer (killed, frozen) published nothing since the last sample.
+                        guard let value = MetricsScraper.value(of: "outbox_relay_published_total", port: port)
+                            ?? shares[index].samples.last?.published
                         else { continue }
                         shares[index].samples.append(.init(seconds: elapsed, published: value))
                     }
