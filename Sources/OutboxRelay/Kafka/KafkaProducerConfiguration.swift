@@ -25,8 +25,10 @@ public struct KafkaProducerConfiguration: Sendable {
     ///   (idempotence also caps `max.in.flight` at 5 and keeps per-partition order across retries).
     /// - `partitioner=murmur2_random`: the same partition the Java client picks for a key, so consumers and
     ///   other producers agree; records without a key spread randomly.
-    /// - `compression.type=lz4`, `linger.ms=5`: cheap compression and a few ms of batching; outbox records of one
-    ///   batch arrive together anyway.
+    /// - `compression.type=lz4`, `linger.ms=1`: cheap compression; a relay hands librdkafka a whole batch at once
+    ///   and waits for it, so lingering only delays every batch — librdkafka's 5 ms default cost a third of the
+    ///   drain throughput (1 relay, 200,000 × 256 B: 55–78k msg/s at 5 ms, 80–86k at 0, 92k at 1; the extra
+    ///   millisecond lets a batch's records fill requests instead of the first one going out alone).
     /// - `queue.buffering.max.messages=500000`, `batch.num.messages=10000`: room for several relay batches in
     ///   flight at > 50k msg/s without `_QUEUE_FULL` stalls, and large produce requests.
     /// - `log.connection.close=false`: idle connections closed by the broker are normal, not worth a log line.
@@ -34,7 +36,7 @@ public struct KafkaProducerConfiguration: Sendable {
         ("enable.idempotence", "true"),
         ("acks", "all"),
         ("compression.type", "lz4"),
-        ("linger.ms", "5"),
+        ("linger.ms", "1"),
         ("partitioner", "murmur2_random"),
         ("queue.buffering.max.messages", "500000"),
         ("batch.num.messages", "10000"),
