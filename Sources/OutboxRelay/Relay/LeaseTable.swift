@@ -70,6 +70,8 @@ final class LeaseTable: Sendable {
 
     var count: Int { state.withLock { $0.held.count } }
 
+    func holds(lane: Int16) -> Bool { state.withLock { $0.held[lane] != nil } }
+
     func add(_ leases: [LaneLease], validUntil: ContinuousClock.Instant) {
         state.withLock { state in
             for lease in leases {
