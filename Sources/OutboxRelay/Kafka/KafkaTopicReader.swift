@@ -90,9 +90,12 @@ public enum KafkaTopicReader {
             ("auto.offset.reset", "error"),
             ("log.connection.close", "false"),
             ("client.id", "outbox-relay-reader"),
-            // A follower measures latency: hand over what arrives rather than waiting for more.
-            ("fetch.wait.max.ms", "2"),
         ]
+        if !partitionEOF {
+            // A follower measures latency: fetch again at once rather than waiting for more data or
+            // backing off half a second after a fetch the broker answered with an error.
+            settings += [("fetch.wait.max.ms", "2"), ("fetch.error.backoff.ms", "5")]
+        }
         settings += properties.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         return settings
     }

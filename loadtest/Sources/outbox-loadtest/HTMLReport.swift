@@ -14,6 +14,7 @@ struct HTMLReport {
         body += ceilingBars()
         for chart in charts { body += "<figure>\(chart.svg)</figure>\n" }
         body += relayTable()
+        body += statementTable()
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><title>outbox-loadtest \(escape(report.mode))</title>
@@ -139,6 +140,15 @@ struct HTMLReport {
         var out = "<h2>Per-relay share</h2><table><tr><th>relay</th><th>published (last process)</th><th>share</th></tr>"
         for (relay, total) in totals {
             out += "<tr><td>\(escape(relay))</td><td>\(Int(total))</td><td><span class=\"bar relay\" style=\"width: \(Int(300 * total / sum))px\"></span> \(String(format: "%.0f %%", 100 * total / sum))</td></tr>"
+        }
+        return out + "</table>\n"
+    }
+
+    private func statementTable() -> String {
+        guard !report.databaseStatements.isEmpty else { return "" }
+        var out = "<h2>Database time by statement</h2><p>pg_stat_statements, reset when the relays started.</p><table><tr><th>calls</th><th>total ms</th><th>mean ms</th><th>rows</th><th>statement</th></tr>"
+        for s in report.databaseStatements {
+            out += String(format: "<tr><td>%d</td><td>%.0f</td><td>%.2f</td><td>%d</td><td><code>%@</code></td></tr>", s.calls, s.totalMilliseconds, s.meanMilliseconds, s.rows, escape(s.statement))
         }
         return out + "</table>\n"
     }

@@ -21,6 +21,8 @@ struct RunReport: Codable {
     var relayShares: [RelayShare] = []
     var faults: [FaultEvent] = []
     var targets: [TargetCheck] = []
+    /// The relay's statements by database time (pg_stat_statements), when available.
+    var databaseStatements: [StatementStat] = []
 
     struct Parameters: Codable {
         var messages: Int?
@@ -113,6 +115,14 @@ struct RunReport: Codable {
         var relay: Int
     }
 
+    struct StatementStat: Codable {
+        var statement: String
+        var calls: Int
+        var totalMilliseconds: Double
+        var meanMilliseconds: Double
+        var rows: Int
+    }
+
     struct TargetCheck: Codable {
         var name: String
         var target: String
@@ -167,6 +177,12 @@ struct RunReport: Codable {
         if !targets.isEmpty {
             lines += ["", "| target | wanted | measured | met |", "|---|---|---|---|"]
             for t in targets { lines.append("| \(t.name) | \(t.target) | \(t.measured) | \(t.met ? "yes" : "**no**") |") }
+        }
+        if !databaseStatements.isEmpty {
+            lines += ["", "Database time by statement (pg_stat_statements):", "", "| calls | total ms | mean ms | rows | statement |", "|---|---|---|---|---|"]
+            for s in databaseStatements {
+                lines.append(String(format: "| %d | %.0f | %.2f | %d | `%@` |", s.calls, s.totalMilliseconds, s.meanMilliseconds, s.rows, String(s.statement.prefix(90))))
+            }
         }
         lines.append("")
         return lines.joined(separator: "\n")
