@@ -16,6 +16,10 @@ struct ConfigCheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let effective = try await global.effectiveSettings(extra: options.values)
+        if effective.settings.kafkaBrokers == nil {
+            // Not an error: migrate, status and dlq work without brokers. But say so before `run` does.
+            CommandFailure.report("note: kafka.brokers (OUTBOX_KAFKA_BROKERS, --kafka-brokers) is not set; run and peek need it")
+        }
         if let brokers = effective.settings.kafkaBrokers {
             let kafka = KafkaProducerConfiguration(
                 bootstrapServers: brokers, properties: effective.settings.kafkaProperties,

@@ -188,9 +188,12 @@ import Testing
     }
 
     @Test func anEmptyFileIsNoSettings() async throws {
-        let path = try file("empty.yaml", "\n")
-        let effective = try await load(file: path, env: ["OUTBOX_DATABASE_URL": database])
-        #expect(effective.settings.relay.batchSize == 1000)
+        for (name, contents) in [("empty.yaml", "\n"), ("comments.yml", "# batch:\n#   size: 10\n"), ("empty.json", "")] {
+            let path = try file(name, contents)
+            let effective = try await load(file: path, env: ["OUTBOX_DATABASE_URL": database])
+            #expect(effective.settings.relay.batchSize == 1000)
+            #expect(effective.configFile == path)
+        }
     }
 
     @Test func logFormatIsValidated() async throws {

@@ -47,7 +47,10 @@ struct ConfigFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw fail("cannot be read (permission denied?); make it readable by this user")
         }
-        if String(decoding: data, as: UTF8.self).allSatisfy({ $0.isWhitespace }) {
+        // An empty file (or, in YAML, one holding only comments, e.g. a template with every line
+        // commented out) sets nothing; the parsers would reject it as "not a mapping".
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        if lines.allSatisfy({ $0.isEmpty || (format == .yaml && $0.hasPrefix("#")) }) {
             return ConfigFile(path: path, provider: nil, keys: [])
         }
         let collector = KeyCollector()
