@@ -40,24 +40,3 @@ import Testing
         #expect(!lines.all[1].contains("S3cr3t-Hunter2-Pw"))
     }
 }
-
-/// The catalogue, the reference table and docs/configuration.md stay in step.
-@Suite struct SettingsReferenceTests {
-    @Test func everySettingHasUniqueNamesKeysAndFlags() {
-        let settings = RelaySettings.defaults
-        #expect(Set(settings.map(\.name)).count == settings.count)
-        #expect(Set(settings.map(\.fileKey)).count == settings.count)
-        #expect(Set(settings.map { Setting.flag(forEnvironmentName: $0.name) }).count == settings.count)
-        #expect(settings.allSatisfy { $0.fileKey == $0.fileKey.lowercased() && $0.name.hasPrefix("OUTBOX_") })
-    }
-
-    @Test func docsEmbedTheGeneratedTable() throws {
-        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("docs/configuration.md")
-        let text = try String(contentsOf: docs, encoding: .utf8)
-        #expect(text.contains(SettingsReference.markdownTable()), "regenerate the table with `outbox-relay config reference`")
-        for setting in RelaySettings.defaults {
-            #expect(text.contains("`\(setting.fileKey)`") && text.contains("`\(setting.name)`"), "\(setting.name) is missing")
-        }
-    }
-}
