@@ -196,6 +196,17 @@ import Testing
         }
     }
 
+    @Test func kafkaPropertiesMayNotOverrideTheirOwnSettings() async throws {
+        let path = try file("relay.yaml", "database:\n  url: \(database)\nkafka:\n  properties:\n    message.timeout.ms: 5000\n")
+        let error = try #require(await failure(file: path))
+        #expect(error.setting == "OUTBOX_KAFKA_PROPERTIES")
+        #expect(error.origin == SettingOrigin(source: .file, name: "kafka.properties.message.timeout.ms", path: path))
+        #expect(error.description.contains("kafka.message_timeout"))
+        let fromEnvironment = await failure(env: ["OUTBOX_DATABASE_URL": database, "OUTBOX_KAFKA_PROPERTIES": "bootstrap.servers=a:1"])
+        #expect(fromEnvironment?.description.contains("kafka.brokers") == true)
+        #expect(fromEnvironment?.origin?.source == .env)
+    }
+
     @Test func logFormatIsValidated() async throws {
         #expect(try await load(env: ["OUTBOX_DATABASE_URL": database]).settings.logFormat == .text)
         #expect(try await load(env: ["OUTBOX_DATABASE_URL": database], flags: ["OUTBOX_LOG_FORMAT": "json"]).settings.logFormat == .json)

@@ -92,6 +92,7 @@ public struct RelaySettings: Sendable {
             }
         }
         kafkaProperties = try Self.parseProperties(value("OUTBOX_KAFKA_PROPERTIES"))
+        try KafkaPropertyConflicts.check(kafkaProperties)
         kafkaMessageTimeout = try duration("OUTBOX_KAFKA_MESSAGE_TIMEOUT", default: .seconds(30), in: .seconds(1)...(.seconds(3600)))
 
         let leaseTTL = try duration("OUTBOX_LEASE_TTL", default: .seconds(15), in: .seconds(2)...(.seconds(600)))

@@ -115,6 +115,7 @@ public enum SettingsLoader {
             if error.origin == nil { error.origin = origins[error.setting] }
             throw error
         }
+        try KafkaPropertyConflicts.check(kafkaProperties, origins: propertyOrigins)
         settings.kafkaProperties = kafkaProperties
         return EffectiveSettings(
             settings: settings, configFile: file?.path, values: values, origins: origins, propertyOrigins: propertyOrigins)
