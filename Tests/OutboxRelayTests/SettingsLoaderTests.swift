@@ -98,7 +98,7 @@ import Testing
         #expect(rows["poll.interval"]?.source == .default)
         #expect(rows["poll.interval"]?.value == "1s")
         #expect(rows["kafka.properties.sasl.password"]?.value == "sasl.password=[redacted]")
-        for output in [effective.table(), effective.json()] {
+        for output in [effective.table(), effective.json(), "\(effective)", String(reflecting: effective), "\(s)", String(reflecting: s)] {
             #expect(!output.contains(Self.secret))
             #expect(output.contains("relay:***@db.internal"))
         }
