@@ -35,12 +35,19 @@ enum CommandFailure {
 }
 
 /// swift-log is bootstrapped once per process; logs go to stderr so stdout stays the command's
-/// output (tables, JSON) for scripts.
-func bootstrapLogging(level: Logger.Level) {
+/// output (tables, JSON) for scripts. `json` writes one object per line for log shippers.
+func bootstrapLogging(level: Logger.Level, format: LogFormat) {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+        switch format {
+        case .text:
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        case .json:
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
 }
 

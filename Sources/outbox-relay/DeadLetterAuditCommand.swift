@@ -13,7 +13,7 @@ struct DeadLetterAuditCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.dlq")
         let count: Int
         do {

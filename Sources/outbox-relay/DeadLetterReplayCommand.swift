@@ -26,7 +26,7 @@ struct DeadLetterReplayCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.dlq")
         let request: DeadLetterReplayRequest
         do {

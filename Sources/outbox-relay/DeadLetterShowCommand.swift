@@ -14,7 +14,7 @@ struct DeadLetterShowCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON for scripts (the payload base64-encoded).") var json = false
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.dlq")
         guard let deadLetterID = Int64(id), deadLetterID > 0 else {
             throw invalidUsage(DeadLetterFilterError(

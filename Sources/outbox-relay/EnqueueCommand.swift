@@ -27,7 +27,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.enqueue")
         var headerMap: [String: String] = [:]
         for header in headers {

@@ -10,7 +10,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.migrate")
         do {
             let schema = settings.relay.schema

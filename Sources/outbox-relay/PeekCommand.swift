@@ -17,7 +17,7 @@ struct PeekCommand: AsyncParsableCommand {
     var key: String?
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.peek")
         let records: [ConsumedRecord]
         do {

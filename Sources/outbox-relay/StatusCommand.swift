@@ -12,7 +12,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() async throws {
-        let settings = try global.settings()
+        let settings = try await global.settings()
         let logger = Logger(label: "outbox-relay.status")
         let report: StatusReport
         do {

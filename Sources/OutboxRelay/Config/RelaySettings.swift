@@ -12,28 +12,33 @@ public struct RelaySettings: Sendable {
     public var kafkaMessageTimeout: Duration
     public var relay: RelayConfiguration
     public var logLevel: String
+    /// How log lines look on stderr.
+    public var logFormat: LogFormat
     /// Where `/healthz`, `/readyz` and `/metrics` listen during `run`; nil when turned off.
     public var httpAddress: HTTPAddress?
 
-    /// Every setting with its default, for `--help` texts and the README's reference table.
-    public static let defaults: [(name: String, value: String, meaning: String)] = [
-        ("OUTBOX_DATABASE_URL", "(required)", "postgres://user[:password]@host[:port]/db[?sslmode=...]"),
-        ("OUTBOX_KAFKA_BROKERS", "(required for run)", "bootstrap servers, host:port[,host:port]"),
-        ("OUTBOX_KAFKA_PROPERTIES", "", "extra librdkafka properties, name=value separated by commas or newlines"),
-        ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "30s", "how long librdkafka tries to deliver before reporting failure"),
-        ("OUTBOX_SCHEMA", "outbox", "schema holding the outbox tables"),
-        ("OUTBOX_RELAY_ID", "host-pid-random", "this relay's unique name"),
-        ("OUTBOX_SOURCE", "outbox", "envelope source and id prefix"),
-        ("OUTBOX_BATCH_SIZE", "1000", "messages per batch, 1-10000"),
-        ("OUTBOX_LEASE_TTL", "15s", "lane lease lifetime, 2s-10m"),
-        ("OUTBOX_RENEW_INTERVAL", "5s", "lease renewal period, at most a third of the lease TTL"),
-        ("OUTBOX_POLL_INTERVAL", "1s", "idle poll period (NOTIFY wakes relays sooner)"),
-        ("OUTBOX_MAX_MESSAGE_BYTES", "1000000", "largest encoded envelope; larger messages are dead-lettered"),
-        ("OUTBOX_MAX_ATTEMPTS", "10", "attempts before a retriable failure is dead-lettered"),
-        ("OUTBOX_RETRY_BASE", "500ms", "first retry delay bound (doubles per attempt, full jitter)"),
-        ("OUTBOX_RETRY_MAX", "60s", "largest retry delay"),
-        ("OUTBOX_LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical"),
-        ("OUTBOX_HTTP_ADDRESS", "127.0.0.1:9464", "host:port of /healthz, /readyz and /metrics (run only); off disables them"),
+    /// Every setting with its file key, default and meaning: the one catalogue behind `--help`
+    /// texts, `config check`, unknown-key detection in configuration files and the reference table
+    /// in docs/configuration.md (a test keeps that table in step with this list).
+    public static let defaults: [(name: String, fileKey: String, value: String, meaning: String)] = [
+        ("OUTBOX_DATABASE_URL", "database.url", "(required)", "postgres://user[:password]@host[:port]/db[?sslmode=disable|prefer|require|verify-full]"),
+        ("OUTBOX_SCHEMA", "database.schema", "outbox", "schema holding the outbox tables ([a-z_][a-z0-9_]*, checked)"),
+        ("OUTBOX_KAFKA_BROKERS", "kafka.brokers", "(required for run, peek)", "bootstrap servers, host:port[,host:port] (a list in a file)"),
+        ("OUTBOX_KAFKA_PROPERTIES", "kafka.properties", "", "extra librdkafka properties: name=value separated by commas or newlines (env), repeat --kafka-property (flag), a map of name: value (file)"),
+        ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "kafka.message_timeout", "30s", "how long librdkafka tries to deliver before reporting failure, 1s-1h"),
+        ("OUTBOX_RELAY_ID", "relay.id", "host-pid-random", "this relay's unique name, at most 200 bytes"),
+        ("OUTBOX_SOURCE", "relay.source", "outbox", "envelope source and id prefix"),
+        ("OUTBOX_BATCH_SIZE", "batch.size", "1000", "messages per batch, 1-10000"),
+        ("OUTBOX_LEASE_TTL", "lease.ttl", "15s", "lane lease lifetime, 2s-10m"),
+        ("OUTBOX_RENEW_INTERVAL", "lease.renew_interval", "5s", "lease renewal period, 100ms-200s and at most a third of the lease TTL"),
+        ("OUTBOX_POLL_INTERVAL", "poll.interval", "1s", "idle poll period, 10ms-60s (NOTIFY wakes relays sooner)"),
+        ("OUTBOX_MAX_MESSAGE_BYTES", "message.max_bytes", "1000000", "largest encoded envelope, 1024-1073741824; larger messages are dead-lettered"),
+        ("OUTBOX_MAX_ATTEMPTS", "retry.max_attempts", "10", "attempts before a retriable failure is dead-lettered, 1-1000"),
+        ("OUTBOX_RETRY_BASE", "retry.base", "500ms", "first retry delay bound (doubles per attempt, full jitter), at most retry.max"),
+        ("OUTBOX_RETRY_MAX", "retry.max", "60s", "largest retry delay"),
+        ("OUTBOX_LOG_LEVEL", "log.level", "info", "trace, debug, info, notice, warning, error or critical"),
+        ("OUTBOX_LOG_FORMAT", "log.format", "text", "text (human-readable) or json (one object per line on stderr)"),
+        ("OUTBOX_HTTP_ADDRESS", "http.address", "127.0.0.1:9464", "host:port of /healthz, /readyz and /metrics (run only); off disables them"),
     ]
 
     public static let knownNames: Set<String> = Set(defaults.map(\.name))
@@ -87,6 +92,7 @@ public struct RelaySettings: Sendable {
             }
         }
         kafkaProperties = try Self.parseProperties(value("OUTBOX_KAFKA_PROPERTIES"))
+        try KafkaPropertyConflicts.check(kafkaProperties)
         kafkaMessageTimeout = try duration("OUTBOX_KAFKA_MESSAGE_TIMEOUT", default: .seconds(30), in: .seconds(1)...(.seconds(3600)))
 
         let leaseTTL = try duration("OUTBOX_LEASE_TTL", default: .seconds(15), in: .seconds(2)...(.seconds(600)))
@@ -123,6 +129,11 @@ public struct RelaySettings: Sendable {
             throw ConfigurationError(setting: "OUTBOX_LOG_LEVEL", problem: "\(String(reflecting: level)) is not one of trace, debug, info, notice, warning, error, critical")
         }
         logLevel = level
+        let format = value("OUTBOX_LOG_FORMAT")?.lowercased() ?? "text"
+        guard let logFormat = LogFormat(rawValue: format) else {
+            throw ConfigurationError(setting: "OUTBOX_LOG_FORMAT", problem: "\(String(reflecting: format)) is not text or json")
+        }
+        self.logFormat = logFormat
 
         let http = value("OUTBOX_HTTP_ADDRESS") ?? "127.0.0.1:9464"
         if http.lowercased() == "off" {

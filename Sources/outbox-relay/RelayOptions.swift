@@ -1,0 +1,43 @@
+import ArgumentParser
+
+/// The relay's tuning flags, shared by `run` and `config check` so that checking a command line
+/// checks exactly what `run` would use.
+struct RelayOptions: ParsableArguments {
+    @Option(name: .customLong("relay-id"), help: "Unique name of this relay (OUTBOX_RELAY_ID; default host-pid-random).")
+    var relayID: String?
+    @Option(help: "Envelope source and id prefix (OUTBOX_SOURCE, default outbox).")
+    var source: String?
+    @Option(name: .customLong("batch-size"), help: "Messages per batch (OUTBOX_BATCH_SIZE, default 1000).")
+    var batchSize: String?
+    @Option(name: .customLong("lease-ttl"), help: "Lane lease lifetime (OUTBOX_LEASE_TTL, default 15s).")
+    var leaseTTL: String?
+    @Option(name: .customLong("renew-interval"), help: "Lease renewal period (OUTBOX_RENEW_INTERVAL, default 5s).")
+    var renewInterval: String?
+    @Option(name: .customLong("poll-interval"), help: "Idle poll period (OUTBOX_POLL_INTERVAL, default 1s).")
+    var pollInterval: String?
+    @Option(name: .customLong("max-message-bytes"), help: "Largest encoded envelope (OUTBOX_MAX_MESSAGE_BYTES, default 1000000).")
+    var maxMessageBytes: String?
+    @Option(name: .customLong("max-attempts"), help: "Attempts before dead-lettering (OUTBOX_MAX_ATTEMPTS, default 10).")
+    var maxAttempts: String?
+    @Option(name: .customLong("retry-base"), help: "First retry delay bound (OUTBOX_RETRY_BASE, default 500ms).")
+    var retryBase: String?
+    @Option(name: .customLong("retry-max"), help: "Largest retry delay (OUTBOX_RETRY_MAX, default 60s).")
+    var retryMax: String?
+    @Option(name: .customLong("kafka-message-timeout"), help: "librdkafka delivery timeout (OUTBOX_KAFKA_MESSAGE_TIMEOUT, default 30s).")
+    var kafkaMessageTimeout: String?
+    @Option(
+        name: .customLong("http-address"),
+        help: "host:port of /healthz, /readyz and /metrics, or off (OUTBOX_HTTP_ADDRESS, default 127.0.0.1:9464).")
+    var httpAddress: String?
+
+    /// The flags by `OUTBOX_*` name, for ``GlobalOptions/settings(extra:)``.
+    var values: [String: String?] {
+        [
+            "OUTBOX_RELAY_ID": relayID, "OUTBOX_SOURCE": source, "OUTBOX_BATCH_SIZE": batchSize,
+            "OUTBOX_LEASE_TTL": leaseTTL, "OUTBOX_RENEW_INTERVAL": renewInterval, "OUTBOX_POLL_INTERVAL": pollInterval,
+            "OUTBOX_MAX_MESSAGE_BYTES": maxMessageBytes, "OUTBOX_MAX_ATTEMPTS": maxAttempts,
+            "OUTBOX_RETRY_BASE": retryBase, "OUTBOX_RETRY_MAX": retryMax,
+            "OUTBOX_KAFKA_MESSAGE_TIMEOUT": kafkaMessageTimeout, "OUTBOX_HTTP_ADDRESS": httpAddress,
+        ]
+    }
+}
