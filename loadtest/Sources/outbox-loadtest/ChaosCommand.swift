@@ -38,6 +38,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let run = SteadyRun(
             mode: "chaos", rate: options.rate, duration: duration, relays: options.relays,
             payloadBytes: options.payloadBytes, keys: options.keys, batchSize: options.batchSize, writers: options.writers,
+            explicitTransactions: options.explicitTransactions,
             relayArguments: ["--log-level", options.relayLogLevel, "--lease-ttl", "\(ttl.milliseconds)ms", "--renew-interval", "\(renew.milliseconds)ms"],
             faults: schedule, httpPortBase: options.httpPortBase, settleTimeout: ttl * 3 + .seconds(60))
         let report = try await run.run(context: context)

@@ -18,6 +18,7 @@ struct SteadyCommand: AsyncParsableCommand {
         let run = SteadyRun(
             mode: "steady", rate: options.rate, duration: try options.parsedDuration, relays: options.relays,
             payloadBytes: options.payloadBytes, keys: options.keys, batchSize: options.batchSize, writers: options.writers,
+            explicitTransactions: options.explicitTransactions,
             relayArguments: ["--log-level", options.relayLogLevel], faults: [], httpPortBase: options.httpPortBase, settleTimeout: .seconds(60))
         let report = try await run.run(context: context)
         try context.write(report)

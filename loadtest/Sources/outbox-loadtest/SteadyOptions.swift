@@ -11,6 +11,10 @@ struct SteadyOptions: ParsableArguments {
     @Option(help: "Distinct keys (each owned by one writer).") var keys = 1000
     @Option(name: .customLong("batch-size"), help: "Relay batch size.") var batchSize = 1000
     @Option(help: "Writer connections enqueueing concurrently.") var writers = 8
+    @Flag(
+        inversion: .prefixedNo,
+        help: "BEGIN … COMMIT around each enqueue, as application code does; --no-explicit-transactions runs each enqueue as its own (autocommit) transaction, one round trip instead of three.")
+    var explicitTransactions = true
     @Option(help: "Schema for the run (migrated if needed; must hold no pending messages).") var schema = "loadtest"
     @Option(help: "Folder for results (JSON, Markdown, HTML, relay logs).") var output = "loadtest-results"
     @Option(name: .customLong("http-port-base"), help: "Relay i serves /metrics on this port + i (0: off, no per-relay shares).")
