@@ -5,7 +5,7 @@ import ServiceLifecycle
 /// wait for every delivery report, then settle the batch with at most three fenced statements
 /// (delete the delivered, reschedule the retriable, dead-letter the poison).
 ///
-/// While a batch waits for its delivery reports, the next batch is read ahead (its rows are
+/// While a full batch waits for its delivery reports, the next batch is read ahead (its rows are
 /// the next ones of the same lanes, the in-flight ids left out), so the database read no longer
 /// adds to every batch's time. The read-ahead is only *read*: nothing of it is produced before the
 /// batch in flight is settled, so at most one batch per lane is ever in flight (the duplicate
@@ -126,15 +126,20 @@ struct BatchPipeline: Sendable {
         }
 
         let read = clock.now
-        // Read the next batch while this one is delivered: under a backlog that hides the read
-        // behind the delivery; under a steady trickle it picks up what was committed meanwhile, so
-        // the next batch starts the moment this one is settled. A failed read-ahead costs nothing
-        // but the overlap (the next batch reads again and reports the error through the loop's
-        // usual database back-off).
+        // A full batch suggests a backlog: read the next one while this one is delivered, so the
+        // read hides behind the delivery. Not after a partial batch: under a trickle a read-ahead
+        // would be taken before the rows committed during the delivery, which would then wait one
+        // more batch; a fresh read after the settle picks them up at once. A failed read-ahead
+        // costs nothing but the overlap (the next batch reads again and reports the error
+        // through the loop's usual database back-off).
         let inFlight = rows.map(\.id)
-        async let ahead: [PendingMessage]? = try? await withDeadline(Self.statementDeadline, "reading ahead") {
-            try await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
-        }
+        let full = rows.count >= batchSize
+        async let ahead: [PendingMessage]? =
+            full
+            ? try? await withDeadline(Self.statementDeadline, "reading ahead") {
+                try await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
+            }
+            : nil
         let results = records.isEmpty ? [] : await producers.current.send(records)
         let producedAt = clock.now
 
