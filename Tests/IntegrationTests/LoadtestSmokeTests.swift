@@ -85,7 +85,7 @@ import Testing
     @Test func steadyMeasuresLatencyOfEveryCommittedMessage() async throws {
         try await run(
             ["steady", "--rate", "200", "--duration", "3s", "--relays", "1", "--keys", "50", "--writers", "4",
-             "--http-port-base", "19580"]
+             "--http-port-base", "19580", "--broker-floor", "1"]
         ) { run in
             let report = run.report
             #expect(run.stdout.contains("commit → consume"))
@@ -94,6 +94,8 @@ import Testing
             #expect(latency?["count"] as? Int == 600)
             let p50 = latency?["p50"] as? Double ?? -1, p99 = latency?["p99"] as? Double ?? -1
             #expect(p50 > 0 && p50 <= p99)
+            let floor = (report["steady"] as? [String: Any])?["brokerFloor"] as? [String: Any]
+            #expect(floor?["count"] as? Int == 200)
             #expect(run.html.contains("latency by percentile"))
         }
     }
@@ -102,7 +104,8 @@ import Testing
         try await run(
             ["chaos", "--rate", "200", "--duration", "8s", "--relays", "2", "--keys", "50", "--writers", "4",
              "--lease-ttl", "2s", "--fault", "1s:kill:0", "--fault", "2s:start:0", "--fault", "4s:stop:1",
-             "--fault", "7s:cont:1", "--http-port-base", "19590"],
+             "--fault", "7s:cont:1", "--http-port-base", "19590", "--broker-floor", "0",
+             "--no-explicit-transactions"],
             timeout: .seconds(240)
         ) { run in
             let report = run.report

@@ -41,7 +41,9 @@ struct ChaosCommand: AsyncParsableCommand {
             explicitTransactions: options.explicitTransactions,
             relayArguments: ["--log-level", options.relayLogLevel, "--lease-ttl", "\(ttl.milliseconds)ms", "--renew-interval", "\(renew.milliseconds)ms"],
             faults: schedule, httpPortBase: options.httpPortBase, settleTimeout: ttl * 3 + .seconds(60))
-        let report = try await run.run(context: context)
+        var configured = run
+        configured.brokerFloorSeconds = options.brokerFloorSeconds
+        let report = try await configured.run(context: context)
         try context.write(report)
         guard report.ledger?.clean == true else {
             Progress.line("outbox-loadtest: the ledger is not clean")

@@ -72,6 +72,8 @@ struct RunReport: Codable {
         var commitToProduce: LatencySummary?
         /// The record's CreateTime → the consumer: the broker's and the consumer's share.
         var produceToConsume: LatencySummary?
+        /// The same producer and consumer at the same rate without database or relay: the floor.
+        var brokerFloor: LatencySummary?
     }
 
     struct LatencySummary: Codable {
@@ -159,6 +161,9 @@ struct RunReport: Codable {
             row("enqueued", "\(s.enqueued) in real transactions (\(Self.rate(s.achievedRate)) achieved; generator lag ≤ \(Self.number(s.maxScheduleLagMilliseconds, "%.1f")) ms)")
             let l = s.latency
             row("commit → consume", String(format: "p50 **%.1f ms**, p90 %.1f ms, p99 **%.1f ms**, p99.9 %.1f ms, max %.1f ms (n = %d)", l.p50, l.p90, l.p99, l.p999, l.max, l.count))
+            if let f = s.brokerFloor {
+                row("broker floor (no database, no relay)", String(format: "produce → consume p50 %.1f ms, p99 %.1f ms at the same rate with the relay's producer and the same consumer", f.p50, f.p99))
+            }
             if let a = s.commitToProduce, let b = s.produceToConsume {
                 row("split at the broker", String(format: "commit → produce p50 %.0f ms, p99 %.0f ms; produce → consume p50 %.0f ms, p99 %.0f ms (record CreateTime, 1 ms resolution)", a.p50, a.p99, b.p50, b.p99))
             }

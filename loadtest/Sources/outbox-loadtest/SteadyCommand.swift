@@ -20,7 +20,9 @@ struct SteadyCommand: AsyncParsableCommand {
             payloadBytes: options.payloadBytes, keys: options.keys, batchSize: options.batchSize, writers: options.writers,
             explicitTransactions: options.explicitTransactions,
             relayArguments: ["--log-level", options.relayLogLevel], faults: [], httpPortBase: options.httpPortBase, settleTimeout: .seconds(60))
-        let report = try await run.run(context: context)
+        var configured = run
+        configured.brokerFloorSeconds = options.brokerFloorSeconds
+        let report = try await configured.run(context: context)
         try context.write(report)
         guard report.ledger?.clean == true, report.relayExitCodes.allSatisfy({ $0 == 0 }) else {
             Progress.line("outbox-loadtest: the ledger is not clean or a relay did not exit cleanly")

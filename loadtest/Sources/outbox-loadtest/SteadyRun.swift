@@ -27,8 +27,23 @@ struct SteadyRun {
     /// How long to wait after the last commit for the consumer to see everything.
     var settleTimeout: Duration
 
+    /// Seconds of the broker-floor probe before the run (0: none).
+    var brokerFloorSeconds = 10
+
     func run(context: LoadtestContext) async throws -> RunReport {
         let started = Date()
+        var floor: RunReport.LatencySummary?
+        if brokerFloorSeconds > 0 {
+            Progress.line("broker floor: \(rate) msg/s for \(brokerFloorSeconds) s straight to the broker (no database, no relay)…")
+            floor = try await BrokerFloor(context: context, rate: rate, duration: .seconds(brokerFloorSeconds)).measure()
+            if let floor { Progress.line(String(format: "broker floor: p50 %.1f ms, p99 %.1f ms", floor.p50, floor.p99)) }
+        }
+        var report = try await runWithRelays(context: context, started: started)
+        report.steady?.brokerFloor = floor
+        return report
+    }
+
+    private func runWithRelays(context: LoadtestContext, started: Date) async throws -> RunReport {
         let topic = "loadtest-\(mode)-\(context.stamp)"
         let logger = context.logger
         return try await context.withDatabase { client in
