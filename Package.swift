@@ -96,6 +96,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
     ]
