@@ -4,7 +4,8 @@ import OutboxRelay
 import Testing
 
 /// `/healthz`, `/metrics` and `/readyz` scraped from the real binary, and `/readyz` following a
-/// broker outage: not ready while the broker is down, ready again once it is back.
+/// broker outage: not ready while the broker is down, ready again once it is back; the lease
+/// counters show renewals and no losses.
 @Suite(.serialized) struct HTTPEndpointTests {
     @Test func endpointsAnswerAndReadinessFollowsTheBroker() async throws {
         try await OutboxFixture.with { fixture in
@@ -92,6 +93,15 @@ import Testing
         try await eventually("the waiting message is published", context: context) {
             try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 0 ? true : nil
         }
+
+        // Lease metrics: the only relay claimed every lane, renews them every renewal interval (5 s
+        // by default, passed long ago) and, with nobody competing, lost none.
+        let leases = try await eventually("a lease renewal is counted", context: context) {
+            let body = try? HTTPGet.get(port: port, path: "/metrics").body
+            return body.flatMap { (Self.sample(RelayMetrics.Name.leaseRenewals, in: $0) ?? 0) > 0 ? $0 : nil }
+        }
+        #expect((Self.sample(RelayMetrics.Name.lanesAcquired, in: leases) ?? 0) >= Double(lanes), "\(leases)")
+        #expect(Self.sample(RelayMetrics.Name.lanesLost, in: leases) == 0, "\(leases)")
     }
 
     /// The value of an unlabelled sample line `name value` in Prometheus text.

@@ -19,7 +19,8 @@ import Testing
             let keeper = LeaseKeeper(
                 store: RelayStore(client: fixture.client, schema: fixture.schema, relayID: configuration.relayID),
                 table: table, doorbell: Doorbell(), configuration: configuration,
-                identity: RelayIdentity(host: "test", pid: 1, version: "test"), logger: fixture.logger)
+                identity: RelayIdentity(host: "test", pid: 1, version: "test"), logger: fixture.logger,
+                metrics: RelayMetrics())
             let owned = "SELECT count(*) FROM {schema}.lanes WHERE owner = '\(configuration.relayID)'"
             let members = "SELECT count(*) FROM {schema}.relays WHERE id = '\(configuration.relayID)'"
 

@@ -23,10 +23,14 @@ public struct RelayMetrics: Sendable {
         public static let brokerUp = "outbox_relay_broker_up"
         public static let databaseUp = "outbox_relay_database_up"
         public static let kafkaQueueDepth = "outbox_relay_kafka_queue_depth"
+        public static let leaseRenewals = "outbox_relay_lease_renewals_total"
+        public static let lanesAcquired = "outbox_relay_lanes_acquired_total"
+        public static let lanesLost = "outbox_relay_lanes_lost_total"
 
         /// The names every scrape carries (the per-topic backlog gauges appear with the first topic seen).
         public static let alwaysPresent = [
             published, retried, deadLettered, batchSize, commitToAck, lanesOwned, brokerUp, databaseUp, kafkaQueueDepth,
+            leaseRenewals, lanesAcquired, lanesLost,
         ]
     }
 
@@ -50,6 +54,15 @@ public struct RelayMetrics: Sendable {
     let brokerUp: Gauge
     let databaseUp: Gauge
     let kafkaQueueDepth: Gauge
+    /// Renewal statements that succeeded (one per tick holding lanes): a flat line while lanes are
+    /// owned means the keeper is not reaching the database.
+    let leaseRenewals: Counter
+    /// Lanes claimed (free or expired ones), so hand-overs and churn show on a dashboard.
+    let lanesAcquired: Counter
+    /// Lanes dropped *involuntarily*: a renewal found them taken over or expired, or the local
+    /// self-fencing deadline passed. Voluntary releases (surplus, shutdown, watchdog) do not count,
+    /// so any increase means a relay could not keep what it held.
+    let lanesLost: Counter
     /// Topics given a backlog gauge so far, so a topic that drained is set to 0 rather than left stale.
     private let knownTopics = KnownTopics()
 
@@ -67,6 +80,9 @@ public struct RelayMetrics: Sendable {
         brokerUp = Gauge(label: Name.brokerUp, factory: factory)
         databaseUp = Gauge(label: Name.databaseUp, factory: factory)
         kafkaQueueDepth = Gauge(label: Name.kafkaQueueDepth, factory: factory)
+        leaseRenewals = Counter(label: Name.leaseRenewals, factory: factory)
+        lanesAcquired = Counter(label: Name.lanesAcquired, factory: factory)
+        lanesLost = Counter(label: Name.lanesLost, factory: factory)
         // Optimistic until the first failure: a relay that just started has not seen an outage.
         brokerUp.record(1)
     }

@@ -13,6 +13,8 @@ struct LeaseKeeper: Sendable {
     let configuration: RelayConfiguration
     let identity: RelayIdentity
     let logger: Logger
+    /// Renewals, claims and involuntary losses are counted here; the gauge of lanes held is the monitor's.
+    let metrics: RelayMetrics
 
     /// Ticks every renewal interval until cancelled — faster while the fleet is rebalancing.
     func run() async {
@@ -84,8 +86,10 @@ struct LeaseKeeper: Sendable {
             let attempted = table.all
             if !attempted.isEmpty {
                 let renewed = try await store.renew(attempted, ttl: configuration.leaseTTL, logger: logger)
+                metrics.leaseRenewals.increment()
                 let lost = table.applyRenewal(attempted: attempted, renewed: renewed, validUntil: validUntil)
                 if !lost.isEmpty {
+                    metrics.lanesLost.increment(by: lost.count)
                     logger.warning("lost lane leases", metadata: ["lanes": "\(lost.sorted())"])
                 }
             }
@@ -96,6 +100,7 @@ struct LeaseKeeper: Sendable {
                 let claimed = try await store.claim(count: target - held, ttl: configuration.leaseTTL, logger: logger)
                 if !claimed.isEmpty {
                     table.add(claimed, validUntil: validUntil)
+                    metrics.lanesAcquired.increment(by: claimed.count)
                     logger.info(
                         "claimed lanes",
                         metadata: ["count": "\(claimed.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
@@ -120,6 +125,7 @@ struct LeaseKeeper: Sendable {
         }
         let expired = table.expire(now: .now)
         if !expired.isEmpty {
+            metrics.lanesLost.increment(by: expired.count)
             logger.error(
                 "self-fenced lanes whose lease could not be renewed in time",
                 metadata: ["lanes": "\(expired.sorted())"])

@@ -46,7 +46,7 @@ public struct RelayService: Service {
         let store = RelayStore(client: client, schema: configuration.schema, relayID: configuration.relayID)
         let keeper = LeaseKeeper(
             store: store, table: table, doorbell: doorbell, configuration: configuration, identity: identity,
-            logger: logger)
+            logger: logger, metrics: metrics)
         let producers = try ProducerSlot(configuration: producerConfiguration, logger: logger)
         let pipeline = BatchPipeline(
             store: store, table: table, doorbell: doorbell, producers: producers,
