@@ -54,6 +54,9 @@ struct BatchPipeline: Sendable {
     func run() async {
         var databaseBackoff = OutageBackoff()
         var readAhead: ReadAhead?
+        // Outages in a row after which the broker answered at once: deliveries fail while the
+        // broker is there, so the producer itself is stuck (see `ProducerSlot.replace`).
+        var stuckStrikes = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             table.recordPipelineProgress()
             do {
@@ -67,6 +70,7 @@ struct BatchPipeline: Sendable {
                 case .settled(let full):
                     health.brokerReachable()
                     databaseBackoff.reset()
+                    stuckStrikes = 0
                     if !full { continue }
                 case .idle:
                     databaseBackoff.reset()
@@ -76,7 +80,13 @@ struct BatchPipeline: Sendable {
                     }
                     await doorbell.wait(timeout: configuration.pollInterval)
                 case .brokerOutage(let error):
-                    await waitForBroker(firstError: error)
+                    let answeredAtOnce = await waitForBroker(firstError: error)
+                    stuckStrikes = answeredAtOnce ? stuckStrikes + 1 : 0
+                    if stuckStrikes >= Self.stuckProducerStrikes {
+                        stuckStrikes = 0
+                        await producers.replace(
+                            because: "\(Self.stuckProducerStrikes) outages in a row while the broker answered at once; last: \(error)")
+                    }
                 }
             } catch {
                 health.databaseFailed(String(reflecting: error))
@@ -232,24 +242,32 @@ struct BatchPipeline: Sendable {
         return (.settled(full: rows.count >= configuration.batchSize || next != nil), next)
     }
 
-    /// Pauses publishing until the broker answers again; no attempt is charged meanwhile.
-    private func waitForBroker(firstError: String) async {
+    /// Outages in a row with the broker answering at once before the producer is replaced.
+    static let stuckProducerStrikes = 2
+
+    /// Pauses publishing until the broker answers again; no attempt is charged meanwhile. Returns
+    /// whether it answered at the first probe (the outage was not the broker's).
+    @discardableResult
+    private func waitForBroker(firstError: String) async -> Bool {
         logger.warning("broker unreachable; pausing publishing until it is back", metadata: ["error": "\(firstError)"])
         health.brokerUnreachable(firstError)
         metrics.brokerUp.record(0)
         var backoff = OutageBackoff()
         let started = ContinuousClock.now
+        var firstProbe = true
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             table.recordPipelineProgress()
-            await producers.replaceIfFatal()
+            let replaced = await producers.replaceIfFatal()
             if await producers.current.brokerIsReachable(timeout: .seconds(2)) {
                 logger.info("broker reachable again; resuming", metadata: ["paused": "\(ContinuousClock.now - started)"])
                 health.brokerReachable()
                 metrics.brokerUp.record(1)
-                return
+                return firstProbe && !replaced
             }
+            firstProbe = false
             await doorbell.wait(timeout: backoff.next())
         }
+        return false
     }
 }
 

@@ -37,6 +37,22 @@ final class ProducerSlot: Sendable {
         }
     }
 
+    /// Replaces the producer whatever librdkafka thinks of it: for a producer whose deliveries keep
+    /// timing out although the broker answers (seen after a memory-only broker restarted: the old
+    /// producer id is unknown to it, and some producers are never declared fatal, only time out).
+    /// A fresh producer gets a new id; the rows of failed deliveries are still in the outbox.
+    func replace(because reason: String) async {
+        let old = current
+        do {
+            let fresh = try KafkaProducer(configuration: configuration, logger: logger)
+            producer.withLock { $0 = fresh }
+            logger.warning("replaced the Kafka producer", metadata: ["reason": "\(reason)"])
+            await old.close(flushTimeout: .zero)
+        } catch {
+            logger.error("could not create a new Kafka producer", metadata: ["error": "\(error)"])
+        }
+    }
+
     func close(flushTimeout: Duration) async {
         await current.close(flushTimeout: flushTimeout)
     }
