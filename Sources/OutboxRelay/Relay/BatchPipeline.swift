@@ -38,14 +38,21 @@ struct BatchPipeline: Sendable {
     struct ReadAhead: Sendable {
         var leases: [LaneLease]
         var rows: [PendingMessage]
+        /// Each row's envelope, built while the previous batch was delivered (empty: build later).
+        var built: [EnvelopeBuilder.Outcome] = []
 
-        /// The rows still valid for a batch holding `current`: rows of lanes held throughout with
-        /// the same epoch (so nobody else touched them). Lanes newly held are read next time.
+        /// The rows still valid for a batch holding `current`, with their envelopes if built: rows
+        /// of lanes held throughout with the same epoch (so nobody else touched them). Lanes
+        /// newly held are read next time.
+        func entries(validFor current: [LaneLease]) -> [(row: PendingMessage, built: EnvelopeBuilder.Outcome?)] {
+            let all = rows.indices.map { (row: rows[$0], built: built.indices.contains($0) ? built[$0] : nil) }
+            if current == leases { return all }
+            let lanes = Set(Set(leases).intersection(current).map(\.lane))
+            return all.filter { lanes.contains($0.row.lane) }
+        }
+
         func rows(validFor current: [LaneLease]) -> [PendingMessage] {
-            if current == leases { return rows }
-            let keep = Set(leases).intersection(current)
-            let lanes = Set(keep.map(\.lane))
-            return rows.filter { lanes.contains($0.lane) }
+            entries(validFor: current).map(\.row)
         }
     }
 
@@ -112,21 +119,23 @@ struct BatchPipeline: Sendable {
         guard !leases.isEmpty else { return (.idle, nil) }
         let (store, logger, batchSize) = (self.store, self.logger, configuration.batchSize)
         let lanes = leases.map(\.lane)
-        var rows = readAhead?.rows(validFor: leases) ?? []
-        if rows.isEmpty {
-            rows = try await withDeadline(Self.statementDeadline, "reading a batch") {
+        var entries = readAhead?.entries(validFor: leases) ?? []
+        if entries.isEmpty {
+            let fresh = try await withDeadline(Self.statementDeadline, "reading a batch") {
                 try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
             }
+            entries = fresh.map { (row: $0, built: nil) }
         }
-        guard !rows.isEmpty else { return (.idle, nil) }
+        guard !entries.isEmpty else { return (.idle, nil) }
+        let rows = entries.map(\.row)
 
         var records: [KafkaRecord] = []
         var produced: [PendingMessage] = []
         var deadLetters: [DeadLetterDecision] = []
         records.reserveCapacity(rows.count)
         produced.reserveCapacity(rows.count)
-        for row in rows {
-            switch builder.build(row) {
+        for (row, built) in entries {
+            switch built ?? builder.build(row) {
             case .record(let record, _):
                 records.append(record)
                 produced.append(row)
@@ -144,10 +153,13 @@ struct BatchPipeline: Sendable {
         // through the loop's usual database back-off).
         let inFlight = rows.map(\.id)
         let full = rows.count >= batchSize
-        async let ahead: [PendingMessage]? =
+        let builder = self.builder
+        // The read-ahead also builds its envelopes, on another thread while this batch waits.
+        async let ahead: ReadAhead? =
             full
             ? try? await withDeadline(Self.statementDeadline, "reading ahead") {
-                try await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
+                let next = try await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
+                return ReadAhead(leases: leases, rows: next, built: next.map(builder.build))
             }
             : nil
         let results = records.isEmpty ? [] : await producers.current.send(records)
@@ -227,15 +239,15 @@ struct BatchPipeline: Sendable {
         metrics.batchSettled(
             read: rows.count, delivered: delivered, retried: retries.count, deadLettered: deadLetters.map(\.reason))
         // Awaited in every case, so the read-ahead never outlives its batch.
-        let aheadRows = await ahead
+        let aheadBatch = await ahead
         if let outage {
             return (.brokerOutage("\(outage.name): \(outage.message)"), nil)
         }
         // After a retry the read-ahead may hold later messages of the retried key: read afresh,
         // so the database's retry hold applies. Lanes that left during the batch are dropped.
         let next: ReadAhead? =
-            if retries.isEmpty, writable.count == leases.count, let aheadRows, !aheadRows.isEmpty {
-                ReadAhead(leases: leases, rows: aheadRows)
+            if retries.isEmpty, writable.count == leases.count, let aheadBatch, !aheadBatch.rows.isEmpty {
+                aheadBatch
             } else {
                 nil
             }

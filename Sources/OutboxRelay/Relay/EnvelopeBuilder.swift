@@ -11,7 +11,7 @@ struct EnvelopeBuilder: Sendable {
     let maximumMessageBytes: Int
 
     /// Either the record to produce, or why the message can never be produced.
-    enum Outcome {
+    enum Outcome: Sendable {
         case record(KafkaRecord, envelopeID: String)
         case poison(DeadLetterReason, String)
     }

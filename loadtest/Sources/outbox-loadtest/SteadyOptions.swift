@@ -19,8 +19,8 @@ struct SteadyOptions: ParsableArguments {
     @Option(help: "Folder for results (JSON, Markdown, HTML, relay logs).") var output = "loadtest-results"
     @Option(name: .customLong("http-port-base"), help: "Relay i serves /metrics on this port + i (0: off, no per-relay shares).")
     var httpPortBase = 19_470
-    @Option(name: .customLong("broker-floor"), help: "Seconds of the broker-floor probe first (the same producer and consumer at the same rate, no database or relay); 0 skips it.")
-    var brokerFloorSeconds = 10
+    @Option(name: .customLong("broker-floor"), help: "Seconds of the broker-floor probe first (the same producer and consumer at the same rate, no database or relay; default: as long as --duration); 0 skips it.")
+    var brokerFloorSeconds: Int?
     @Option(name: .customLong("relay-log-level"), help: "The relays' log level (their logs are in the results folder).")
     var relayLogLevel = "notice"
 

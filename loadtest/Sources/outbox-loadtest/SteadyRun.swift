@@ -27,15 +27,17 @@ struct SteadyRun {
     /// How long to wait after the last commit for the consumer to see everything.
     var settleTimeout: Duration
 
-    /// Seconds of the broker-floor probe before the run (0: none).
-    var brokerFloorSeconds = 10
+    /// Seconds of the broker-floor probe before the run (0: none; nil: as long as the run, since
+    /// some brokers — Tansu's memory engine — slow down as a partition grows).
+    var brokerFloorSeconds: Int? = nil
 
     func run(context: LoadtestContext) async throws -> RunReport {
         let started = Date()
         var floor: RunReport.LatencySummary?
-        if brokerFloorSeconds > 0 {
-            Progress.line("broker floor: \(rate) msg/s for \(brokerFloorSeconds) s straight to the broker (no database, no relay)…")
-            floor = try await BrokerFloor(context: context, rate: rate, duration: .seconds(brokerFloorSeconds)).measure()
+        let floorSeconds = brokerFloorSeconds ?? Int(duration.seconds.rounded(.up))
+        if floorSeconds > 0 {
+            Progress.line("broker floor: \(rate) msg/s for \(floorSeconds) s straight to the broker (no database, no relay)…")
+            floor = try await BrokerFloor(context: context, rate: rate, duration: .seconds(floorSeconds)).measure()
             if let floor { Progress.line(String(format: "broker floor: p50 %.1f ms, p99 %.1f ms", floor.p50, floor.p99)) }
         }
         var report = try await runWithRelays(context: context, started: started)
