@@ -7,9 +7,9 @@ import PostgresNIO
 /// One cheap query per sample (the number of free lanes) doubles as the "database answered
 /// recently" signal for `/readyz`, so a relay that is idle — and therefore not querying much
 /// else — still proves its database is there. The backlog per topic walks the whole outbox, so
-/// only one relay of the fleet counts it: the holder of lane 0 (the others report 0, and a
-/// dashboard aggregates with `max`). Counted by every relay, it cost 100 ms of database time per
-/// relay and sample during a 200,000-row backlog.
+/// only one relay of the fleet counts it: the holder of lane 0, or every relay while nobody holds
+/// lane 0 (the others report 0, and a dashboard aggregates with `max`). Counted by every relay,
+/// it cost 100 ms of database time per relay and sample during a 200,000-row backlog.
 struct RelayMonitor: Sendable {
     let client: PostgresClient
     let schema: SchemaName
@@ -37,13 +37,12 @@ struct RelayMonitor: Sendable {
         metrics.lanesOwned.record(held)
         metrics.kafkaQueueDepth.record(producers.current.outstandingCount)
         do {
-            let countsBacklog = table.holds(lane: 0)
-            let (backlog, free) = try await query(countingBacklog: countsBacklog)
+            let (backlog, free) = try await query(holdingLaneZero: table.holds(lane: 0))
             health.databaseAnswered()
             health.lanes(held: held, free: free)
             metrics.databaseUp.record(1)
             // Not the counting relay (any more): its topics read 0, so `max` shows the counter's.
-            metrics.backlog(countsBacklog ? backlog : [])
+            metrics.backlog(backlog ?? [])
         } catch {
             health.databaseFailed(String(reflecting: error))
             health.lanes(held: held, free: nil)
@@ -54,31 +53,38 @@ struct RelayMonitor: Sendable {
         metrics.brokerUp.record(brokerDown ? 0 : 1)
     }
 
-    /// The backlog per topic (when `countingBacklog`) and the free lanes, on one connection.
+    /// The free lanes and, when this relay is the one to count it, the backlog per topic (nil
+    /// otherwise), on one connection. The holder of lane 0 counts; while lane 0 is free or its
+    /// lease ran out (no relay holds anything, or its holder is frozen) every relay counts, so a
+    /// backlog nobody publishes still shows — that is when it matters most.
     ///
     /// `count(*)` walks the outbox, which is small when the relay keeps up; when it does not, the
     /// sample every few seconds by one relay is still far cheaper than the batches themselves.
-    private func query(countingBacklog: Bool) async throws -> ([TopicBacklog], Int) {
+    private func query(holdingLaneZero: Bool) async throws -> ([TopicBacklog]?, Int) {
         let s = schema.rawValue
         return try await client.withConnection { connection in
-            var backlog: [TopicBacklog] = []
-            if countingBacklog {
-                let rows = try await connection.query(
-                    PostgresQuery(
-                        unsafeSQL: """
-                            SELECT topic, count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
-                            FROM \(s).messages GROUP BY topic
-                            """), logger: logger)
-                for try await (topic, pending, age) in rows.decode((String, Int64, Double).self) {
-                    backlog.append(TopicBacklog(topic: topic, pending: pending, oldestAgeSeconds: max(age, 0)))
-                }
-            }
             let lanes = try await connection.query(
                 PostgresQuery(
-                    unsafeSQL: "SELECT count(*) FROM \(s).lanes WHERE owner IS NULL OR lease_expires_at <= now()"),
+                    unsafeSQL: """
+                        SELECT count(*) FILTER (WHERE owner IS NULL OR lease_expires_at <= now()),
+                               coalesce(bool_or(lane = 0 AND (owner IS NULL OR lease_expires_at <= now())), true)
+                        FROM \(s).lanes
+                        """),
                 logger: logger)
             var free = 0
-            for try await count in lanes.decode(Int64.self) { free = Int(count) }
+            var laneZeroFree = true
+            for try await (count, zeroFree) in lanes.decode((Int64, Bool).self) { (free, laneZeroFree) = (Int(count), zeroFree) }
+            guard holdingLaneZero || laneZeroFree else { return (nil, free) }
+            let rows = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT topic, count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
+                        FROM \(s).messages GROUP BY topic
+                        """), logger: logger)
+            var backlog: [TopicBacklog] = []
+            for try await (topic, pending, age) in rows.decode((String, Int64, Double).self) {
+                backlog.append(TopicBacklog(topic: topic, pending: pending, oldestAgeSeconds: max(age, 0)))
+            }
             return (backlog, free)
         }
     }

@@ -28,10 +28,9 @@ final class CommitLog: Sendable {
     var maxLag: Duration { state.withLock { $0.maxLag } }
 }
 
-/// What the consumer saw: every record (for the ledger) and each message's first arrival.
+/// What the follower saw: each message's first arrival (the ledger reads the topic again).
 final class ArrivalLog: Sendable {
     private struct State {
-        var records: [ConsumedRecord] = []
         var firstArrival: [Int64: ContinuousClock.Instant] = [:]
         /// The first copy's CreateTime (the relay's produce call) and its arrival, wall clock ms.
         var producedAndArrivedWall: [Int64: (produced: Double, arrived: Double)] = [:]
@@ -46,7 +45,6 @@ final class ArrivalLog: Sendable {
         let wall = Date().timeIntervalSince1970 * 1000
         let sequence = try? Envelope(serializedBytes: record.value).sequence
         state.withLock { state in
-            state.records.append(record)
             if let sequence {
                 if state.firstArrival[sequence] == nil {
                     state.firstArrival[sequence] = now
@@ -58,7 +56,6 @@ final class ArrivalLog: Sendable {
         }
     }
 
-    var records: [ConsumedRecord] { state.withLock { $0.records } }
     var firstArrival: [Int64: ContinuousClock.Instant] { state.withLock { $0.firstArrival } }
     var producedAndArrivedWall: [Int64: (produced: Double, arrived: Double)] { state.withLock { $0.producedAndArrivedWall } }
     func hasArrived(_ id: Int64) -> Bool { state.withLock { $0.firstArrival[id] != nil } }
