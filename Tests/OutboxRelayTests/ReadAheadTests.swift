@@ -15,7 +15,7 @@ import Testing
     @Test func unchangedLeasesKeepEveryRowInOrder() {
         let leases = [LaneLease(lane: 1, epoch: 7), LaneLease(lane: 2, epoch: 3)]
         let ahead = BatchPipeline.ReadAhead(leases: leases, rows: [row(10, lane: 1), row(11, lane: 2), row(12, lane: 1)])
-        #expect(ahead.rows(validFor: leases).map(\.id) == [10, 11, 12])
+        #expect(ahead.entries(validFor: leases).map(\.row.id) == [10, 11, 12])
     }
 
     @Test func lanesLostOrReclaimedUnderANewEpochAreDropped() {
@@ -24,12 +24,12 @@ import Testing
             rows: [row(10, lane: 1), row(11, lane: 2), row(12, lane: 3), row(13, lane: 1)])
         // Lane 2 was lost, lane 3 came back with a new epoch, lane 4 is new (read next time).
         let now = [LaneLease(lane: 1, epoch: 7), LaneLease(lane: 3, epoch: 2), LaneLease(lane: 4, epoch: 1)]
-        #expect(ahead.rows(validFor: now).map(\.id) == [10, 13])
+        #expect(ahead.entries(validFor: now).map(\.row.id) == [10, 13])
     }
 
     @Test func nothingSurvivesWhenNoLaneIsStillHeld() {
         let ahead = BatchPipeline.ReadAhead(leases: [LaneLease(lane: 1, epoch: 7)], rows: [row(10, lane: 1)])
-        #expect(ahead.rows(validFor: []).isEmpty)
-        #expect(ahead.rows(validFor: [LaneLease(lane: 1, epoch: 8)]).isEmpty)
+        #expect(ahead.entries(validFor: []).isEmpty)
+        #expect(ahead.entries(validFor: [LaneLease(lane: 1, epoch: 8)]).isEmpty)
     }
 }

@@ -27,8 +27,8 @@ struct BatchPipeline: Sendable {
     enum BatchOutcome: Equatable {
         /// Nothing to do: no lanes held or no message ready.
         case idle
-        /// A batch was settled; `full` means more is probably waiting.
-        case settled(full: Bool)
+        /// A batch was settled (the loop reads again at once).
+        case settled
         /// Deliveries failed because the broker is unreachable; nothing was charged to the messages.
         case brokerOutage(String)
     }
@@ -50,10 +50,6 @@ struct BatchPipeline: Sendable {
             let lanes = Set(Set(leases).intersection(current).map(\.lane))
             return all.filter { lanes.contains($0.row.lane) }
         }
-
-        func rows(validFor current: [LaneLease]) -> [PendingMessage] {
-            entries(validFor: current).map(\.row)
-        }
     }
 
     /// Runs until a graceful shutdown (finishing the batch in flight) or, with `stopWhenDrained`,
@@ -74,11 +70,10 @@ struct BatchPipeline: Sendable {
                 // `.idle` may not have asked the database (no lanes held): the monitor covers that case.
                 if outcome != .idle { health.databaseAnswered() }
                 switch outcome {
-                case .settled(let full):
+                case .settled:
                     health.brokerReachable()
                     databaseBackoff.reset()
                     stuckStrikes = 0
-                    if !full { continue }
                 case .idle:
                     databaseBackoff.reset()
                     if configuration.stopWhenDrained, try await store.isEmpty(logger: logger) {
@@ -251,7 +246,7 @@ struct BatchPipeline: Sendable {
             } else {
                 nil
             }
-        return (.settled(full: rows.count >= configuration.batchSize || next != nil), next)
+        return (.settled, next)
     }
 
     /// Outages in a row with the broker answering at once before the producer is replaced.
