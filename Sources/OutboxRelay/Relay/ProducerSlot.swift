@@ -23,33 +23,27 @@ final class ProducerSlot: Sendable {
     /// Replaces the producer if librdkafka declared it unusable; returns whether it did.
     @discardableResult
     func replaceIfFatal() async -> Bool {
-        let old = current
-        guard let fatal = old.fatalError else { return false }
-        do {
-            let fresh = try KafkaProducer(configuration: configuration, logger: logger)
-            producer.withLock { $0 = fresh }
-            logger.warning("replaced the Kafka producer after a fatal error", metadata: ["error": "\(fatal)"])
-            await old.close(flushTimeout: .zero)
-            return true
-        } catch {
-            logger.error("could not create a new Kafka producer", metadata: ["error": "\(error)"])
-            return false
-        }
+        guard let fatal = current.fatalError else { return false }
+        return await replace(because: "fatal error: \(fatal)")
     }
 
     /// Replaces the producer whatever librdkafka thinks of it: for a producer whose deliveries keep
     /// timing out although the broker answers (seen after a memory-only broker restarted: the old
     /// producer id is unknown to it, and some producers are never declared fatal, only time out).
     /// A fresh producer gets a new id; the rows of failed deliveries are still in the outbox.
-    func replace(because reason: String) async {
+    /// Returns whether a new producer is in place.
+    @discardableResult
+    func replace(because reason: String) async -> Bool {
         let old = current
         do {
             let fresh = try KafkaProducer(configuration: configuration, logger: logger)
             producer.withLock { $0 = fresh }
             logger.warning("replaced the Kafka producer", metadata: ["reason": "\(reason)"])
             await old.close(flushTimeout: .zero)
+            return true
         } catch {
             logger.error("could not create a new Kafka producer", metadata: ["error": "\(error)"])
+            return false
         }
     }
 
