@@ -83,9 +83,7 @@ struct DrainCommand: AsyncParsableCommand {
                 }
                 try await Task.sleep(for: .milliseconds(100))
                 let elapsed = (ContinuousClock.now - start).seconds
-                let published = (0..<relays).compactMap { index in
-                    processes.port(index).flatMap { MetricsScraper.value(of: "outbox_relay_published_total", port: $0) }
-                }
+                let published = processes.publishedTotals().compactMap { $0 }
                 var estimate: Int?
                 if published.count == relays {
                     estimate = max(messages - Int(published.reduce(0, +)), 0)
@@ -110,10 +108,8 @@ struct DrainCommand: AsyncParsableCommand {
                 }
             }
             let drainSeconds = (ContinuousClock.now - start).seconds
-            for index in 0..<relays {
-                if let port = processes.port(index), let value = MetricsScraper.value(of: "outbox_relay_published_total", port: port) {
-                    shares[index].samples.append(.init(seconds: drainSeconds, published: value))
-                }
+            for (index, published) in processes.publishedTotals().enumerated() {
+                if let published { shares[index].samples.append(.init(seconds: drainSeconds, published: published)) }
             }
             let exitCodes = await processes.stop()
             let statements = profiling ? (try? await profile.top(schema: schema)) ?? [] : []

@@ -35,6 +35,14 @@ final class RelayProcesses {
 
     func port(_ index: Int) -> Int? { httpPortBase > 0 ? httpPortBase + index : nil }
 
+    /// Each relay's `outbox_relay_published_total` from its /metrics, by index (nil: no answer, or
+    /// no endpoints): how each relay's share is measured without trusting anything but the relay.
+    func publishedTotals() -> [Double?] {
+        (0..<count).map { index in
+            port(index).flatMap { MetricsScraper.value(of: "outbox_relay_published_total", port: $0) }
+        }
+    }
+
     func startAll() throws {
         for index in 0..<count { try start(index) }
     }

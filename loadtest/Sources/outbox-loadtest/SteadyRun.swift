@@ -159,12 +159,9 @@ struct SteadyRun {
                 peakRSS = max(peakRSS, processes.residentKilobytes())
                 if now - lastScrape >= .seconds(1) {
                     lastScrape = now
-                    for index in 0..<relays {
-                        guard let port = processes.port(index) else { continue }
+                    for (index, published) in processes.publishedTotals().enumerated() {
                         // A relay that does not answer (killed, frozen) published nothing since the last sample.
-                        guard let value = MetricsScraper.value(of: "outbox_relay_published_total", port: port)
-                            ?? shares[index].samples.last?.published
-                        else { continue }
+                        guard let value = published ?? shares[index].samples.last?.published else { continue }
                         shares[index].samples.append(.init(seconds: elapsed, published: value))
                     }
                 }
@@ -237,13 +234,10 @@ struct SteadyRun {
         }
         let timeline = bins.keys.sorted().filter { $0 >= 0 }.map { second -> RunReport.TimelineSample in
             let bin = bins[second]!
-            let sorted = bin.latencies.sorted()
-            func percentile(_ p: Double) -> Double? {
-                sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
-            }
+            let summary = RunReport.LatencySummary(bin.latencies)
             return .init(
                 seconds: Double(second + 1), publishedPerSecond: Double(bin.consumed), enqueuedPerSecond: Double(bin.enqueued),
-                p50Milliseconds: percentile(0.5), p99Milliseconds: percentile(0.99), maxMilliseconds: sorted.last)
+                p50Milliseconds: summary?.p50, p99Milliseconds: summary?.p99, maxMilliseconds: summary?.max)
         }
         func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
         let latency = RunReport.LatencySummary(
