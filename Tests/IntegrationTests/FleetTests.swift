@@ -110,15 +110,16 @@ import Testing
             let stoppedLanes = try await fleet.lanesOwned(by: b)
             let stoppedAt = ContinuousClock.now
             fleet.signal(b, SIGSTOP)
-            // More work for every key while b is paused, so the others are busy with its lanes
-            // when it wakes up.
-            expected.merge(try await fleet.enqueue(30_000, keys: 300, first: 40_000)) { $1 }
             try await fleet.waitUntil("b's lanes taken over", timeout: .seconds(60), poll: .milliseconds(50)) {
                 try await fleet.lanesOwned(by: b) == 0
             }
             let takeover = ContinuousClock.now - stoppedAt
             // Paused past the TTL (a takeover implies it), resumed while the others work its lanes.
             try await Task.sleep(until: max(ContinuousClock.now + .milliseconds(200), stoppedAt + Self.leaseTTL + .milliseconds(500)), clock: .continuous)
+            // More work for every key just before b wakes up, so the others are busy with its
+            // lanes then: enqueued earlier, the two relays left drained all 70,000 rows before
+            // SIGCONT in one run once the relay got faster.
+            expected.merge(try await fleet.enqueue(30_000, keys: 300, first: 40_000)) { $1 }
             let pendingAtResume = try await fleet.pending()
             fleet.signal(b, SIGCONT)
             let pausedFor = ContinuousClock.now - stoppedAt
