@@ -29,6 +29,18 @@ struct RelayOptions: ParsableArguments {
         name: .customLong("http-address"),
         help: "host:port of /healthz, /readyz and /metrics, or off (OUTBOX_HTTP_ADDRESS, default 127.0.0.1:9464).")
     var httpAddress: String?
+    @Option(
+        name: .customLong("database-statement-timeout"),
+        help: "Server-side statement_timeout of the relay's sessions (OUTBOX_DATABASE_STATEMENT_TIMEOUT, default 30s).")
+    var databaseStatementTimeout: String?
+    @Option(
+        name: .customLong("database-lock-timeout"),
+        help: "Server-side lock_timeout of the relay's sessions (OUTBOX_DATABASE_LOCK_TIMEOUT, default 10s).")
+    var databaseLockTimeout: String?
+    @Option(
+        name: .customLong("stall-limit"),
+        help: "Batch-loop silence after which the relay hands back its lanes and exits with status 3 (OUTBOX_STALL_LIMIT, default message timeout + 20s).")
+    var stallLimit: String?
 
     /// The flags by `OUTBOX_*` name, for ``GlobalOptions/settings(extra:)``.
     var values: [String: String?] {
@@ -38,6 +50,8 @@ struct RelayOptions: ParsableArguments {
             "OUTBOX_MAX_MESSAGE_BYTES": maxMessageBytes, "OUTBOX_MAX_ATTEMPTS": maxAttempts,
             "OUTBOX_RETRY_BASE": retryBase, "OUTBOX_RETRY_MAX": retryMax,
             "OUTBOX_KAFKA_MESSAGE_TIMEOUT": kafkaMessageTimeout, "OUTBOX_HTTP_ADDRESS": httpAddress,
+            "OUTBOX_DATABASE_STATEMENT_TIMEOUT": databaseStatementTimeout, "OUTBOX_DATABASE_LOCK_TIMEOUT": databaseLockTimeout,
+            "OUTBOX_STALL_LIMIT": stallLimit,
         ]
     }
 }

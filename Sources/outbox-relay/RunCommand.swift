@@ -21,8 +21,6 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         var settings = try await global.settings(extra: options.values)
         settings.relay.stopWhenDrained = stopWhenDrained
-        // A batch may legitimately wait a whole delivery timeout, plus database time.
-        settings.relay.pipelineStallLimit = settings.kafkaMessageTimeout + settings.relay.leaseTTL * 2 + .seconds(10)
         let logger = Logger(label: "outbox-relay")
         let brokers: String
         do {
@@ -45,7 +43,10 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure.exit(error, settings: settings)
         }
-        let client = PostgresClient(configuration: settings.database.clientConfiguration(), backgroundLogger: logger)
+        // Only the relay's own sessions get the statement and lock timeouts: `migrate` and the
+        // dead-letter tools may legitimately run longer statements.
+        let client = PostgresClient(
+            configuration: settings.databaseSession.applied(to: settings.database.clientConfiguration()), backgroundLogger: logger)
         let registry = Self.bootstrapPrometheus()
         let health = RelayHealth()
         let relay = RelayService(
@@ -77,6 +78,9 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
+        } catch let stalled as RelayStalled {
+            logger.critical("exiting with status 3 so the supervisor restarts the relay", metadata: ["reason": "\(stalled)"])
+            throw ExitCode(3)
         } catch {
             throw CommandFailure.exit(error, settings: settings)
         }

@@ -26,6 +26,18 @@ import Testing
         #expect(evaluate { $0.lanesHeld = 0; $0.freeLanes = 3 } == .notReady("holds no lanes although 3 are free"))
     }
 
+    @Test func notReadyWhileTheLeaseKeeperFails() {
+        let readiness = evaluate {
+            $0.keeperError = "lease renewal failed: lock timeout"
+            $0.keeperFailingSince = now - .seconds(7)
+        }
+        #expect(readiness == .notReady("lease keeper failing for 7s: lease renewal failed: lock timeout"))
+    }
+
+    @Test func notReadyOnceTheBatchLoopStalledWhateverElseHolds() {
+        #expect(evaluate { $0.stalledFor = .seconds(61) } == .notReady("the batch loop made no progress for 61s; the relay is exiting"))
+    }
+
     @Test func notReadyBeforeTheDatabaseAnswered() {
         #expect(evaluate { $0.lastDatabaseSuccess = nil } == .notReady("database has not answered yet"))
     }

@@ -62,6 +62,9 @@ import Testing
         (["OUTBOX_KAFKA_PROPERTIES": "linger.ms"], "OUTBOX_KAFKA_PROPERTIES"),
         (["OUTBOX_RETRY_BASE": "2m", "OUTBOX_RETRY_MAX": "1m"], "OUTBOX_RETRY_BASE"),
         (["OUTBOX_LOG_LEVEL": "loud"], "OUTBOX_LOG_LEVEL"),
+        (["OUTBOX_DATABASE_STATEMENT_TIMEOUT": "0s"], "OUTBOX_DATABASE_STATEMENT_TIMEOUT"),
+        (["OUTBOX_DATABASE_STATEMENT_TIMEOUT": "5s", "OUTBOX_DATABASE_LOCK_TIMEOUT": "6s"], "OUTBOX_DATABASE_LOCK_TIMEOUT"),
+        (["OUTBOX_STALL_LIMIT": "forever"], "OUTBOX_STALL_LIMIT"),
         (["OUTBOX_DATABASE_URL": "mysql://u@h/db"], "OUTBOX_DATABASE_URL"),
         (["OUTBOX_DATABASE_URL": "postgres://h/db"], "OUTBOX_DATABASE_URL"),
         (["OUTBOX_DATABASE_URL": "postgres://u:pw@h:5432/db?sslmode=sometimes"], "OUTBOX_DATABASE_URL"),
@@ -70,6 +73,36 @@ import Testing
         let failure = error(extra)
         #expect(failure?.setting == setting)
         #expect(failure?.description.contains(Setting.flag(forEnvironmentName: setting)) == true)
+    }
+
+    @Test func databaseSessionBoundsAndStallLimitDefaultsFollowTheTimeouts() throws {
+        let defaults = try settings([:])
+        #expect(defaults.databaseSession.statementTimeout == .seconds(30))
+        #expect(defaults.databaseSession.lockTimeout == .seconds(10))
+        #expect(defaults.relay.statementDeadline == .seconds(35), "the client waits a little longer than the server")
+        // The longest legitimate step is a 30 s delivery (+5 s librdkafka slack) or a 35 s statement.
+        #expect(defaults.relay.pipelineStallLimit == .seconds(50))
+        let set = try settings([
+            "OUTBOX_DATABASE_STATEMENT_TIMEOUT": "2m", "OUTBOX_DATABASE_LOCK_TIMEOUT": "1s", "OUTBOX_KAFKA_MESSAGE_TIMEOUT": "10s",
+        ])
+        #expect(set.relay.statementDeadline == .seconds(125))
+        #expect(set.relay.pipelineStallLimit == .seconds(140), "a slow statement must not look like a stall")
+        #expect(try settings(["OUTBOX_STALL_LIMIT": "7s"]).relay.pipelineStallLimit == .seconds(7))
+        let short = try settings(["OUTBOX_DATABASE_STATEMENT_TIMEOUT": "4s"])
+        #expect(short.databaseSession.lockTimeout == .seconds(4), "the default lock timeout never exceeds the statement timeout")
+    }
+
+    @Test func sessionStartupParametersCarryEveryBoundInPostgresUnits() {
+        let parameters = Dictionary(uniqueKeysWithValues: DatabaseSessionBounds(statementTimeout: .seconds(30), lockTimeout: .milliseconds(1500)).startupParameters)
+        #expect(parameters["statement_timeout"] == "30000")
+        #expect(parameters["lock_timeout"] == "1500")
+        #expect(parameters["idle_in_transaction_session_timeout"] == "60000")
+        #expect(parameters["tcp_keepalives_idle"] == "10")
+        #expect(parameters["tcp_keepalives_interval"] == "5")
+        #expect(parameters["tcp_keepalives_count"] == "3")
+        #expect(parameters["tcp_user_timeout"] == "20000")
+        #expect(parameters["client_connection_check_interval"] == "2000")
+        #expect(parameters["application_name"] == "outbox-relay")
     }
 
     @Test func missingDatabaseURLSaysHowToSetIt() {

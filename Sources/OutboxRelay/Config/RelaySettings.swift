@@ -16,12 +16,16 @@ public struct RelaySettings: Sendable {
     public var logFormat: LogFormat
     /// Where `/healthz`, `/readyz` and `/metrics` listen during `run`; nil when turned off.
     public var httpAddress: HTTPAddress?
+    /// The limits the server enforces on every session of `run` (timeouts, keepalive).
+    public var databaseSession: DatabaseSessionBounds
 
     /// Every setting with its file key, default and meaning: the one catalogue behind `--help`
     /// texts, `config check`, unknown-key detection in configuration files and the reference table
     /// in docs/configuration.md (a test keeps that table in step with this list).
     public static let defaults: [(name: String, fileKey: String, value: String, meaning: String)] = [
         ("OUTBOX_DATABASE_URL", "database.url", "(required)", "postgres://user[:password]@host[:port]/db[?sslmode=disable|prefer|require|verify-full]"),
+        ("OUTBOX_DATABASE_STATEMENT_TIMEOUT", "database.statement_timeout", "30s", "server-side statement_timeout of the relay's sessions, 1s-1h; the relay abandons a statement 5s later (a dead link)"),
+        ("OUTBOX_DATABASE_LOCK_TIMEOUT", "database.lock_timeout", "10s", "server-side lock_timeout of the relay's sessions, 100ms-1h and at most the statement timeout"),
         ("OUTBOX_SCHEMA", "database.schema", "outbox", "schema holding the outbox tables ([a-z_][a-z0-9_]*, checked)"),
         ("OUTBOX_KAFKA_BROKERS", "kafka.brokers", "(required for run, peek)", "bootstrap servers, host:port[,host:port] (a list in a file)"),
         ("OUTBOX_KAFKA_PROPERTIES", "kafka.properties", "", "extra librdkafka properties: name=value separated by commas or newlines (env), repeat --kafka-property (flag), a map of name: value (file)"),
@@ -36,6 +40,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_MAX_ATTEMPTS", "retry.max_attempts", "10", "attempts before a retriable failure is dead-lettered, 1-1000"),
         ("OUTBOX_RETRY_BASE", "retry.base", "500ms", "first retry delay bound (doubles per attempt, full jitter), at most retry.max"),
         ("OUTBOX_RETRY_MAX", "retry.max", "60s", "largest retry delay"),
+        ("OUTBOX_STALL_LIMIT", "relay.stall_limit", "(message timeout + 20s)", "silence of the batch loop after which the relay hands its lanes back, fails /healthz and exits with status 3, 1s-2h; default: the longest step (delivery or statement) + 20s"),
         ("OUTBOX_LOG_LEVEL", "log.level", "info", "trace, debug, info, notice, warning, error or critical"),
         ("OUTBOX_LOG_FORMAT", "log.format", "text", "text (human-readable) or json (one object per line on stderr)"),
         ("OUTBOX_HTTP_ADDRESS", "http.address", "127.0.0.1:9464", "host:port of /healthz, /readyz and /metrics (run only); off disables them"),
@@ -107,6 +112,18 @@ public struct RelaySettings: Sendable {
         guard retryBase <= retryMax else {
             throw ConfigurationError(setting: "OUTBOX_RETRY_BASE", problem: "\(retryBase) is larger than OUTBOX_RETRY_MAX (\(retryMax))")
         }
+        let statementTimeout = try duration("OUTBOX_DATABASE_STATEMENT_TIMEOUT", default: .seconds(30), in: .seconds(1)...(.seconds(3600)))
+        let lockTimeout = try duration("OUTBOX_DATABASE_LOCK_TIMEOUT", default: min(.seconds(10), statementTimeout), in: .milliseconds(100)...(.seconds(3600)))
+        guard lockTimeout <= statementTimeout else {
+            throw ConfigurationError(
+                setting: "OUTBOX_DATABASE_LOCK_TIMEOUT",
+                problem: "\(lockTimeout) is longer than the statement timeout (\(statementTimeout)), which would cut every lock wait first — lower it or raise OUTBOX_DATABASE_STATEMENT_TIMEOUT")
+        }
+        databaseSession = DatabaseSessionBounds(statementTimeout: statementTimeout, lockTimeout: lockTimeout)
+        let stallLimit = try duration(
+            "OUTBOX_STALL_LIMIT",
+            default: RelayConfiguration.stallLimit(messageTimeout: kafkaMessageTimeout, statementDeadline: databaseSession.clientDeadline),
+            in: .seconds(1)...(.seconds(7200)))
         let source = value("OUTBOX_SOURCE") ?? "outbox"
         let relayID = value("OUTBOX_RELAY_ID") ?? defaultRelayID()
         guard relayID.utf8.count <= 200 else {
@@ -123,7 +140,9 @@ public struct RelaySettings: Sendable {
             maximumMessageBytes: try integer("OUTBOX_MAX_MESSAGE_BYTES", default: 1_000_000, in: 1024...(1 << 30)),
             retry: RetryPolicy(
                 baseDelay: retryBase, maximumDelay: retryMax,
-                maximumAttempts: try integer("OUTBOX_MAX_ATTEMPTS", default: 10, in: 1...1000)))
+                maximumAttempts: try integer("OUTBOX_MAX_ATTEMPTS", default: 10, in: 1...1000)),
+            pipelineStallLimit: stallLimit,
+            statementDeadline: databaseSession.clientDeadline)
         let level = value("OUTBOX_LOG_LEVEL") ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
             throw ConfigurationError(setting: "OUTBOX_LOG_LEVEL", problem: "\(String(reflecting: level)) is not one of trace, debug, info, notice, warning, error, critical")

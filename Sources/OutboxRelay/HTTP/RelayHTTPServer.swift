@@ -62,10 +62,16 @@ public struct RelayHTTPServer: Service {
         let health = self.health
         let staleAfter = databaseStaleAfter
         let metricsText = self.metricsText
-        // Liveness: the process answers at all. Deliberately independent of the database and the
-        // broker, so an outage makes the relay not-ready (and wait) rather than restarted.
+        // Liveness: the process answers and its batch loop is not wedged. Deliberately independent
+        // of the database and the broker, so an outage makes the relay not-ready (and wait) rather
+        // than restarted; only a loop the watchdog found silent past its limit fails it.
         router.get("healthz") { _, _ in
-            Self.text("ok\n", status: .ok)
+            if let silence = health.snapshot.stalledFor {
+                return Self.text(
+                    "stalled: the batch loop made no progress for \(Readiness.wholeSeconds(silence)); restart this relay\n",
+                    status: .serviceUnavailable)
+            }
+            return Self.text("ok\n", status: .ok)
         }
         router.get("readyz") { _, _ in
             let readiness = health.readiness(databaseStaleAfter: staleAfter)

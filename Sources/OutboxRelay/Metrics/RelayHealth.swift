@@ -20,12 +20,22 @@ public final class RelayHealth: Sendable {
         /// Lanes nobody holds (as of the monitor's last query; nil: not asked yet).
         public var freeLanes: Int?
         public var shuttingDown: Bool
+        /// Why the lease keeper's latest tick failed, since when (nil: it succeeded).
+        public var keeperError: String?
+        public var keeperFailingSince: ContinuousClock.Instant?
+        /// Set once the watchdog found the batch loop silent past its limit: the relay is going
+        /// away and `/healthz` fails from here on.
+        public var stalledFor: Duration?
 
         public init(
             lastDatabaseSuccess: ContinuousClock.Instant? = nil, databaseError: String? = nil,
             brokerOutageSince: ContinuousClock.Instant? = nil, brokerError: String? = nil,
-            lanesHeld: Int = 0, freeLanes: Int? = nil, shuttingDown: Bool = false
+            lanesHeld: Int = 0, freeLanes: Int? = nil, shuttingDown: Bool = false,
+            keeperError: String? = nil, keeperFailingSince: ContinuousClock.Instant? = nil, stalledFor: Duration? = nil
         ) {
+            self.keeperError = keeperError
+            self.keeperFailingSince = keeperFailingSince
+            self.stalledFor = stalledFor
             self.lastDatabaseSuccess = lastDatabaseSuccess
             self.databaseError = databaseError
             self.brokerOutageSince = brokerOutageSince
@@ -75,6 +85,28 @@ public final class RelayHealth: Sendable {
         }
     }
 
+    func keeperFailed(_ reason: String, at instant: ContinuousClock.Instant = .now) {
+        state.withLock {
+            if $0.keeperFailingSince == nil { $0.keeperFailingSince = instant }
+            $0.keeperError = reason
+        }
+    }
+
+    func keeperSucceeded() {
+        state.withLock {
+            $0.keeperError = nil
+            $0.keeperFailingSince = nil
+        }
+    }
+
+    func pipelineStalled(for silence: Duration) {
+        state.withLock { $0.stalledFor = silence }
+    }
+
+    /// Liveness: false once the batch loop was found wedged (the relay is on its way out and its
+    /// supervisor should restart it if it does not exit by itself).
+    public var isLive: Bool { state.withLock { $0.stalledFor == nil } }
+
     func beginShutdown() {
         state.withLock { $0.shuttingDown = true }
     }
@@ -105,12 +137,15 @@ public enum Readiness: Sendable, Equatable {
         }
     }
 
-    /// Ready when the database answered recently, publishing is not paused for a broker outage,
-    /// and the relay holds lanes — or holds none only because every lane is held by another relay
+    /// Ready when the batch loop is turning, the database answered recently, the lease keeper's
+    /// statements answer, publishing is not paused for a broker outage, and the relay holds lanes — or holds none only because every lane is held by another relay
     /// (the fleet's fair share left nothing for it: it stands by to take over).
     ///
     /// Checked in that order, so the reason names the most basic dependency that is missing.
     public static func evaluate(_ health: RelayHealth.Snapshot, now: ContinuousClock.Instant, databaseStaleAfter: Duration) -> Readiness {
+        if let silence = health.stalledFor {
+            return .notReady("the batch loop made no progress for \(wholeSeconds(silence)); the relay is exiting")
+        }
         if health.shuttingDown {
             return .notReady("shutting down")
         }
@@ -122,6 +157,9 @@ public enum Readiness: Sendable, Equatable {
         }
         if now - lastSuccess > databaseStaleAfter {
             return .notReady("database unreachable: no answer for \(wholeSeconds(now - lastSuccess))")
+        }
+        if let error = health.keeperError, let since = health.keeperFailingSince {
+            return .notReady("lease keeper failing for \(wholeSeconds(now - since)): \(oneLine(error))")
         }
         if let since = health.brokerOutageSince {
             let detail = health.brokerError.map { " (\(oneLine($0)))" } ?? ""

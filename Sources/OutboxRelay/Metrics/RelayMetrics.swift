@@ -26,11 +26,12 @@ public struct RelayMetrics: Sendable {
         public static let leaseRenewals = "outbox_relay_lease_renewals_total"
         public static let lanesAcquired = "outbox_relay_lanes_acquired_total"
         public static let lanesLost = "outbox_relay_lanes_lost_total"
+        public static let databaseAbandoned = "outbox_relay_database_statements_abandoned_total"
 
         /// The names every scrape carries (the per-topic backlog gauges appear with the first topic seen).
         public static let alwaysPresent = [
             published, retried, deadLettered, batchSize, commitToAck, lanesOwned, brokerUp, databaseUp, kafkaQueueDepth,
-            leaseRenewals, lanesAcquired, lanesLost,
+            leaseRenewals, lanesAcquired, lanesLost, databaseAbandoned,
         ]
     }
 
@@ -63,6 +64,10 @@ public struct RelayMetrics: Sendable {
     /// self-fencing deadline passed. Voluntary releases (surplus, shutdown, watchdog) do not count,
     /// so any increase means a relay could not keep what it held.
     let lanesLost: Counter
+    /// Statements given up past their deadline (their connection closed): a dead link or a server
+    /// that stopped answering. Any increase is worth a look; a steady climb means the database
+    /// link is broken in a way its errors do not show.
+    let databaseAbandoned: Counter
     /// Topics given a backlog gauge so far, so a topic that drained is set to 0 rather than left stale.
     private let knownTopics = KnownTopics()
 
@@ -83,6 +88,7 @@ public struct RelayMetrics: Sendable {
         leaseRenewals = Counter(label: Name.leaseRenewals, factory: factory)
         lanesAcquired = Counter(label: Name.lanesAcquired, factory: factory)
         lanesLost = Counter(label: Name.lanesLost, factory: factory)
+        databaseAbandoned = Counter(label: Name.databaseAbandoned, factory: factory)
         // Optimistic until the first failure: a relay that just started has not seen an outage.
         brokerUp.record(1)
     }

@@ -10,8 +10,12 @@ import PostgresNIO
 /// only one relay of the fleet counts it: the holder of lane 0, or every relay while nobody holds
 /// lane 0 (the others report 0, and a dashboard aggregates with `max`). Counted by every relay,
 /// it cost 100 ms of database time per relay and sample during a 200,000-row backlog.
+///
+/// Its query is bounded like every other (`BoundedDatabase`), by the sampling interval: an answer
+/// that late is no sample, and a monitor waiting forever on a dead link would leave the gauges and
+/// `/readyz` saying "database up, 128 lanes held" for the whole outage.
 struct RelayMonitor: Sendable {
-    let client: PostgresClient
+    let database: BoundedDatabase
     let schema: SchemaName
     let table: LeaseTable
     let producers: ProducerSlot
@@ -24,6 +28,10 @@ struct RelayMonitor: Sendable {
     /// the backlog count costs nothing noticeable.
     static let defaultInterval: Duration = .seconds(5)
 
+    /// How long a relay that stopped heartbeating stays in `relays` (and `status`) before the
+    /// counting relay deletes its row: long enough for an operator to see who went away.
+    var relayRowRetention: Duration = .seconds(3600)
+
     /// Samples until cancelled.
     func run() async {
         while !Task.isCancelled {
@@ -33,11 +41,13 @@ struct RelayMonitor: Sendable {
     }
 
     func sample() async {
-        let held = table.count
-        metrics.lanesOwned.record(held)
+        metrics.lanesOwned.record(table.count)
         metrics.kafkaQueueDepth.record(producers.current.outstandingCount)
         do {
             let (backlog, free) = try await query(holdingLaneZero: table.holds(lane: 0))
+            // Read again: the keeper may have self-fenced lanes while the query ran.
+            let held = table.count
+            metrics.lanesOwned.record(held)
             health.databaseAnswered()
             health.lanes(held: held, free: free)
             metrics.databaseUp.record(1)
@@ -45,6 +55,8 @@ struct RelayMonitor: Sendable {
             metrics.backlog(backlog ?? [])
         } catch {
             health.databaseFailed(String(reflecting: error))
+            let held = table.count
+            metrics.lanesOwned.record(held)
             health.lanes(held: held, free: nil)
             metrics.databaseUp.record(0)
             logger.debug("monitor query failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -62,7 +74,8 @@ struct RelayMonitor: Sendable {
     /// sample every few seconds by one relay is still far cheaper than the batches themselves.
     private func query(holdingLaneZero: Bool) async throws -> ([TopicBacklog]?, Int) {
         let s = schema.rawValue
-        return try await client.withConnection { connection in
+        let (logger, pruneAfter) = (self.logger, relayRowRetention)
+        return try await database.run("sampling the monitor's gauges", limit: interval, logger: logger) { connection in
             let lanes = try await connection.query(
                 PostgresQuery(
                     unsafeSQL: """
@@ -75,6 +88,11 @@ struct RelayMonitor: Sendable {
             var laneZeroFree = true
             for try await (count, zeroFree) in lanes.decode((Int64, Bool).self) { (free, laneZeroFree) = (Int(count), zeroFree) }
             guard holdingLaneZero || laneZeroFree else { return (nil, free) }
+            // The same relay forgets members that crashed long ago (their rows never go otherwise).
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "DELETE FROM \(s).relays WHERE heartbeat_at < now() - \(pruneAfter.milliseconds) * interval '1 millisecond'"),
+                logger: logger)
             let rows = try await connection.query(
                 PostgresQuery(
                     unsafeSQL: """

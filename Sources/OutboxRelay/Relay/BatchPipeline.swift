@@ -54,6 +54,11 @@ struct BatchPipeline: Sendable {
 
     /// Runs until a graceful shutdown (finishing the batch in flight) or, with `stopWhenDrained`,
     /// until the outbox is empty.
+    ///
+    /// Every await in it is bounded: database statements by `BoundedDatabase` (abandoned past the
+    /// deadline), deliveries by librdkafka's message timeout. Each completed step counts as
+    /// progress for the watchdog, so a slow but working database (every statement near its
+    /// timeout) never looks wedged; only a step that outlives every bound does.
     func run() async {
         var databaseBackoff = OutageBackoff()
         var readAhead: ReadAhead?
@@ -101,9 +106,6 @@ struct BatchPipeline: Sendable {
         }
     }
 
-    /// The longest one batch statement may take before the loop gives up on it (see `withDeadline`).
-    static let statementDeadline: Duration = .seconds(30)
-
     /// One batch: read (or take the read-ahead), produce, settle. Returns the outcome and the rows
     /// read ahead for the next batch, if any.
     func publishOneBatch(readAhead: ReadAhead? = nil) async throws -> (BatchOutcome, ReadAhead?) {
@@ -116,9 +118,8 @@ struct BatchPipeline: Sendable {
         let lanes = leases.map(\.lane)
         var entries = readAhead?.entries(validFor: leases) ?? []
         if entries.isEmpty {
-            let fresh = try await withDeadline(Self.statementDeadline, "reading a batch") {
-                try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
-            }
+            let fresh = try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
+            table.recordPipelineProgress()
             entries = fresh.map { (row: $0, built: nil) }
         }
         guard !entries.isEmpty else { return (.idle, nil) }
@@ -150,14 +151,14 @@ struct BatchPipeline: Sendable {
         let full = rows.count >= batchSize
         let builder = self.builder
         // The read-ahead also builds its envelopes, on another thread while this batch waits.
-        async let ahead: ReadAhead? =
-            full
-            ? try? await withDeadline(Self.statementDeadline, "reading ahead") {
-                let next = try await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
-                return ReadAhead(leases: leases, rows: next, built: next.map(builder.build))
-            }
-            : nil
+        @Sendable func readNext() async -> ReadAhead? {
+            guard let next = try? await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
+            else { return nil }
+            return ReadAhead(leases: leases, rows: next, built: next.map(builder.build))
+        }
+        async let ahead: ReadAhead? = full ? readNext() : nil
         let results = records.isEmpty ? [] : await producers.current.send(records)
+        table.recordPipelineProgress()
         let producedAt = clock.now
 
         var delivered: [PendingMessage] = []
@@ -203,13 +204,11 @@ struct BatchPipeline: Sendable {
                 metadata: ["lanes": "\(Set(leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
         }
         let deliveredIDs = delivered.map(\.id)
-        try await withDeadline(Self.statementDeadline, "acknowledging a batch") {
-            try await store.ack(ids: deliveredIDs, leases: writable, logger: logger)
-        }
+        try await store.ack(ids: deliveredIDs, leases: writable, logger: logger)
+        table.recordPipelineProgress()
         if !deadLetters.isEmpty {
-            let moved = try await withDeadline(Self.statementDeadline, "dead-lettering") { [deadLetters] in
-                try await store.deadLetter(deadLetters, leases: writable, logger: logger)
-            }
+            let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
+            table.recordPipelineProgress()
             logger.warning(
                 "moved poison messages to the dead-letter table",
                 metadata: [
@@ -218,9 +217,8 @@ struct BatchPipeline: Sendable {
                 ])
         }
         if !retries.isEmpty {
-            try await withDeadline(Self.statementDeadline, "scheduling retries") { [retries] in
-                try await store.retry(retries, leases: writable, logger: logger)
-            }
+            try await store.retry(retries, leases: writable, logger: logger)
+            table.recordPipelineProgress()
             logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
         }
         logger.debug(

@@ -1,27 +1,100 @@
-/// Runs one database step of the batch loop with a deadline.
+import Synchronization
+
+/// Runs `operation` with a deadline the caller cannot be held past: when the time is up the caller
+/// gets `DeadlineExceeded` at once, whether or not the operation honours cancellation.
 ///
-/// A statement whose connection died under it (seen after a PostgreSQL restart) may never answer;
-/// without a deadline the batch loop would wait forever while the lease keeper kept renewing its
-/// lanes. On expiry the step is cancelled and `DeadlineExceeded` thrown, which the loop handles
-/// like any database error (back off, read again). Should the step ignore cancellation, the lease
-/// keeper's watchdog still hands the lanes to the rest of the fleet.
+/// Why not a task group racing a timer: a group waits for every child before it returns, so an
+/// operation that never returns keeps the group — and its caller — forever. That is exactly the
+/// hang seen after PostgreSQL restarts: PostgresNIO 1.33 writes a query to its channel with
+/// `promise: nil` and awaits a promise nobody completes when the write lands on a channel that
+/// closed a moment earlier (its handlers are gone). Here the operation runs in an unstructured
+/// task and the caller waits on an ``AbandonableCall``, which the operation, the timer or the
+/// caller's own cancellation completes, whichever comes first. The operation that lost is cancelled
+/// and *abandoned*: it may still finish in the background, and its result is dropped (every write
+/// of the relay is fenced and idempotent, so a late one is harmless). `onAbandon` runs once when
+/// that happens, so the caller can count it and close the connection it was on.
 @discardableResult
 func withDeadline<T: Sendable>(
-    _ limit: Duration, _ what: String, _ operation: @escaping @Sendable () async throws -> T
+    _ limit: Duration, _ what: String, onAbandon: @escaping @Sendable () -> Void = {},
+    _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw DeadlineExceeded(what: what, limit: limit)
+    let call = AbandonableCall<T>()
+    let work = Task {
+        do { call.finish(.success(try await operation())) } catch { call.finish(.failure(error)) }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        guard !Task.isCancelled else { return }
+        if call.finish(.failure(DeadlineExceeded(what: what, limit: limit))) {
+            work.cancel()
+            onAbandon()
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+    }
+    defer { timer.cancel() }
+    return try await withTaskCancellationHandler {
+        try await call.value()
+    } onCancel: {
+        if call.finish(.failure(CancellationError())) {
+            work.cancel()
+        }
     }
 }
 
-struct DeadlineExceeded: Error, CustomStringConvertible {
-    var what: String
-    var limit: Duration
-    var description: String { "\(what) did not answer within \(limit)" }
+/// A result that whoever comes first delivers, exactly once, to one waiter — the building block of
+/// every wait the relay must be able to give up (a statement, a wedged batch loop).
+///
+/// Completing it never waits and never runs the waiter's code inline, so it is safe from timers,
+/// cancellation handlers and other relays' callbacks alike.
+final class AbandonableCall<T: Sendable>: Sendable {
+    private struct State {
+        var waiter: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    init() {}
+
+    /// Delivers `result` unless something else did first; returns whether this call won.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (won, waiter): (Bool, CheckedContinuation<T, any Error>?) = state.withLock { state in
+            guard !state.finished else { return (false, nil) }
+            state.finished = true
+            guard let waiter = state.waiter else {
+                state.early = result
+                return (true, nil)
+            }
+            state.waiter = nil
+            return (true, waiter)
+        }
+        waiter?.resume(with: result)
+        return won
+    }
+
+    /// Whether nobody finished it yet.
+    var isPending: Bool { state.withLock { !$0.finished } }
+
+    /// Waits for the first result; call once.
+    func value() async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let early: Result<T, any Error>? = state.withLock { state in
+                if let early = state.early {
+                    state.early = nil
+                    return early
+                }
+                state.waiter = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+    }
+}
+
+/// A wait the relay gave up on: the peer did not answer within `limit`.
+public struct DeadlineExceeded: Error, CustomStringConvertible, Sendable {
+    public var what: String
+    public var limit: Duration
+    public var description: String { "\(what) did not answer within \(limit); abandoned it" }
 }

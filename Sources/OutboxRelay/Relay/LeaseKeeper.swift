@@ -15,6 +15,16 @@ struct LeaseKeeper: Sendable {
     let logger: Logger
     /// Renewals, claims and involuntary losses are counted here; the gauge of lanes held is the monitor's.
     let metrics: RelayMetrics
+    /// Told whether the keeper's statements answer (a relay whose keeper is stuck is not ready),
+    /// and that the batch loop stalled.
+    var health = RelayHealth()
+    /// Called once when the watchdog gives up on the batch loop, after the lanes were released:
+    /// the relay service ends the relay there (so its supervisor restarts it).
+    var onStall: @Sendable (Duration) -> Void = { _ in }
+
+    /// The longest one keeper statement may take: past the renewal interval an answer is too late
+    /// to keep the schedule, and a lease must never outlive the keeper's view of it.
+    var statementLimit: Duration { max(configuration.renewInterval, .seconds(1)) }
 
     /// Ticks every renewal interval until cancelled — faster while the fleet is rebalancing.
     func run() async {
@@ -56,20 +66,23 @@ struct LeaseKeeper: Sendable {
         }
     }
 
-    /// The watchdog: a relay whose batch loop has stopped turning (an await that never returns,
-    /// seen once after a PostgreSQL restart) must not keep renewing lanes it no longer publishes,
-    /// or their messages wait forever. It releases every lane and leaves the membership, so the
-    /// others' fair share covers all lanes again; its late writes, should the loop wake up, are
-    /// rejected by the epoch fence and the empty lease table. If the loop turns again, the next
-    /// tick re-registers and claims as usual. Returns whether the pipeline is stalled.
+    /// The watchdog: a relay whose batch loop has stopped making progress (every step of it is
+    /// bounded, so this means a bound failed — a wait nobody foresaw) must not keep renewing lanes
+    /// it no longer publishes, or their messages wait forever. It releases every lane and leaves the
+    /// membership, so the others' fair share covers all lanes again; its late writes, should the
+    /// loop wake up, are rejected by the epoch fence and the empty lease table. Then it tells the
+    /// service (`onStall`), which ends the relay with an error so its supervisor restarts it: a
+    /// wedged process does not heal by waiting. Returns whether the pipeline is stalled.
     func watchPipeline(wasStalled: Bool) async -> Bool {
         let silence = table.timeSincePipelineProgress()
         let stalled = silence > configuration.pipelineStallLimit
         if stalled && !wasStalled {
             logger.critical(
-                "the batch loop made no progress; giving up every lane so the rest of the fleet publishes them — restart this relay",
+                "the batch loop made no progress; giving up every lane so the rest of the fleet publishes them, then exiting",
                 metadata: ["silent_for": "\(silence)", "limit": "\(configuration.pipelineStallLimit)"])
+            health.pipelineStalled(for: silence)
             await releaseAll()
+            onStall(silence)
         } else if !stalled && wasStalled {
             logger.warning("the batch loop is turning again; rejoining the fleet")
         }
@@ -81,13 +94,23 @@ struct LeaseKeeper: Sendable {
         var balance = Balance.balanced
         let started = ContinuousClock.now
         let validUntil = started + configuration.leaseTTL - configuration.selfFencingMargin
+        let limit = statementLimit
+        // Membership first, on its own: a problem with `relays` must not stop renewal (that would
+        // self-fence every lane for a table the lanes do not need). Without a fresh count the
+        // keeper neither claims nor releases this tick; it only renews.
+        var live: Int?
         do {
-            let live = try await store.heartbeat(
+            live = try await store.heartbeat(
                 host: identity.host, pid: identity.pid, version: identity.version,
-                liveWithin: configuration.leaseTTL, logger: logger)
+                liveWithin: configuration.leaseTTL, limit: limit, logger: logger)
+        } catch {
+            logger.warning("heartbeat failed; renewing only", metadata: ["error": "\(String(reflecting: error))"])
+        }
+        var failure: String?
+        do {
             let attempted = table.all
             if !attempted.isEmpty {
-                let renewed = try await store.renew(attempted, ttl: configuration.leaseTTL, logger: logger)
+                let renewed = try await store.renew(attempted, ttl: configuration.leaseTTL, limit: limit, logger: logger)
                 metrics.leaseRenewals.increment()
                 let lost = table.applyRenewal(attempted: attempted, renewed: renewed, validUntil: validUntil)
                 if !lost.isEmpty {
@@ -95,36 +118,16 @@ struct LeaseKeeper: Sendable {
                     logger.warning("lost lane leases", metadata: ["lanes": "\(lost.sorted())"])
                 }
             }
-            let target = FairShare.target(lanes: Migration.laneCount, liveRelays: live)
-            let held = table.count
-            if held < target {
-                table.cancelRelease()
-                let claimed = try await store.claim(count: target - held, ttl: configuration.leaseTTL, logger: logger)
-                if !claimed.isEmpty {
-                    table.add(claimed, validUntil: validUntil)
-                    metrics.lanesAcquired.increment(by: claimed.count)
-                    logger.info(
-                        "claimed lanes",
-                        metadata: ["count": "\(claimed.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
-                    doorbell.ring()
-                }
-                if table.count < target { balance = .belowShare }
+            if let live {
+                balance = try await rebalance(live: live, validUntil: validUntil, limit: limit)
             } else {
-                // Every tick, so marks from an earlier, larger fleet are dropped once they are no
-                // longer surplus (count 0 clears them).
-                let releasable = table.surplusToRelease(count: held - target)
-                if !releasable.isEmpty {
-                    try await store.release(releasable, logger: logger)
-                    table.remove(releasable.map(\.lane))
-                    logger.info(
-                        "released surplus lanes",
-                        metadata: ["count": "\(releasable.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
-                }
-                if table.count > target { balance = .releasePending }
+                failure = "heartbeat failed"
             }
         } catch {
+            failure = "lease renewal failed: \(String(reflecting: error))"
             logger.warning("lease renewal failed; will retry", metadata: ["error": "\(String(reflecting: error))"])
         }
+        if let failure { health.keeperFailed(failure) } else { health.keeperSucceeded() }
         let expired = table.expire(now: .now)
         if !expired.isEmpty {
             metrics.lanesLost.increment(by: expired.count)
@@ -135,6 +138,36 @@ struct LeaseKeeper: Sendable {
         return balance
     }
 
+    /// Claims up to the fair share or hands back the surplus.
+    private func rebalance(live: Int, validUntil: ContinuousClock.Instant, limit: Duration) async throws -> Balance {
+        let target = FairShare.target(lanes: Migration.laneCount, liveRelays: live)
+        let held = table.count
+        if held < target {
+            table.cancelRelease()
+            let claimed = try await store.claim(count: target - held, ttl: configuration.leaseTTL, limit: limit, logger: logger)
+            if !claimed.isEmpty {
+                table.add(claimed, validUntil: validUntil)
+                metrics.lanesAcquired.increment(by: claimed.count)
+                logger.info(
+                    "claimed lanes",
+                    metadata: ["count": "\(claimed.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
+                doorbell.ring()
+            }
+            return table.count < target ? .belowShare : .balanced
+        }
+        // Every tick, so marks from an earlier, larger fleet are dropped once they are no
+        // longer surplus (count 0 clears them).
+        let releasable = table.surplusToRelease(count: held - target)
+        if !releasable.isEmpty {
+            try await store.release(releasable, limit: limit, logger: logger)
+            table.remove(releasable.map(\.lane))
+            logger.info(
+                "released surplus lanes",
+                metadata: ["count": "\(releasable.count)", "held": "\(table.count)", "target": "\(target)", "relays": "\(live)"])
+        }
+        return table.count > target ? .releasePending : .balanced
+    }
+
     /// Hands every lane back and leaves the membership, so others take over without a TTL wait.
     ///
     /// Releases by owner, not by the leases in the table: a claim that committed while the keeper
@@ -143,8 +176,8 @@ struct LeaseKeeper: Sendable {
     func releaseAll() async {
         let leases = table.removeAll()
         do {
-            let released = try await store.releaseAllOwned(logger: logger)
-            try await store.deregister(logger: logger)
+            let released = try await store.releaseAllOwned(limit: statementLimit, logger: logger)
+            try await store.deregister(limit: statementLimit, logger: logger)
             logger.info("released lanes", metadata: ["count": "\(released)", "held": "\(leases.count)"])
         } catch {
             logger.warning(

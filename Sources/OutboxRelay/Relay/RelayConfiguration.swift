@@ -24,6 +24,10 @@ public struct RelayConfiguration: Sendable {
     /// lanes and membership so the rest of the fleet publishes them (see `LeaseKeeper`). It must
     /// exceed the longest legitimate batch: the Kafka delivery timeout plus database time.
     public var pipelineStallLimit: Duration
+    /// The longest one database statement may keep the relay waiting (leasing a connection
+    /// included) before it is abandoned and its connection closed; the server's own
+    /// `statement_timeout` should be shorter (see `DatabaseSessionBounds.clientDeadline`).
+    public var statementDeadline: Duration
 
     public init(
         schema: SchemaName = .default,
@@ -36,8 +40,10 @@ public struct RelayConfiguration: Sendable {
         maximumMessageBytes: Int = 1_000_000,
         retry: RetryPolicy = RetryPolicy(),
         stopWhenDrained: Bool = false,
-        pipelineStallLimit: Duration = .seconds(90)
+        pipelineStallLimit: Duration = .seconds(90),
+        statementDeadline: Duration = DatabaseSessionBounds().clientDeadline
     ) {
+        self.statementDeadline = statementDeadline
         self.schema = schema
         self.relayID = relayID
         self.source = source
@@ -54,4 +60,12 @@ public struct RelayConfiguration: Sendable {
     /// A relay stops using a lane this long before its lease could expire by the database clock,
     /// covering clock-rate differences and the time a write takes to reach the database.
     var selfFencingMargin: Duration { leaseTTL / 5 }
+
+    /// The shortest stall limit that no legitimate batch can reach: the watchdog counts every
+    /// completed step as progress, so the longest silence of a working loop is its longest single
+    /// step — a delivery (librdkafka's message timeout, plus its own slack) or a statement — plus
+    /// the outage back-off between steps.
+    public static func stallLimit(messageTimeout: Duration, statementDeadline: Duration) -> Duration {
+        max(messageTimeout + .seconds(5), statementDeadline) + .seconds(15)
+    }
 }

@@ -43,22 +43,32 @@ public struct RelayService: Service {
     public func run() async throws {
         let table = LeaseTable()
         let doorbell = Doorbell()
-        let store = RelayStore(client: client, schema: configuration.schema, relayID: configuration.relayID)
-        let keeper = LeaseKeeper(
+        let database = BoundedDatabase(client: client, deadline: configuration.statementDeadline, abandoned: metrics.databaseAbandoned)
+        let store = RelayStore(database: database, schema: configuration.schema, relayID: configuration.relayID)
+        // Resumed by the pipeline when it returns, or by the watchdog when it gave up on it.
+        let pipelineEnd = AbandonableCall<Void>()
+        var configuredKeeper = LeaseKeeper(
             store: store, table: table, doorbell: doorbell, configuration: configuration, identity: identity,
             logger: logger, metrics: metrics)
+        configuredKeeper.health = health
+        configuredKeeper.onStall = { silence in
+            pipelineEnd.finish(.failure(RelayStalled(silence: silence, limit: configuration.pipelineStallLimit)))
+        }
+        let keeper = configuredKeeper
         let producers = try ProducerSlot(configuration: producerConfiguration, logger: logger)
         let pipeline = BatchPipeline(
             store: store, table: table, doorbell: doorbell, producers: producers,
             builder: EnvelopeBuilder(source: configuration.source, maximumMessageBytes: configuration.maximumMessageBytes),
             configuration: configuration, logger: logger, metrics: metrics, health: health)
         let monitor = RelayMonitor(
-            client: client, schema: configuration.schema, table: table, producers: producers, health: health,
+            database: database, schema: configuration.schema, table: table, producers: producers, health: health,
             metrics: metrics, interval: RelayMonitor.defaultInterval, logger: logger)
         let listener = NotificationListener(
             client: client, channel: configuration.schema.notificationChannel, doorbell: doorbell, logger: logger)
 
-        let version = try await Migrator(schema: configuration.schema).currentVersion(client: client, logger: logger)
+        let version = try await database.run("reading the schema version", logger: logger) { _ in
+            try await Migrator(schema: configuration.schema).currentVersion(client: client, logger: logger)
+        }
         guard version == Migrator.latestVersion else {
             throw RelayStartupError.schemaVersionMismatch(
                 schema: configuration.schema.rawValue, found: version, expected: Migrator.latestVersion)
@@ -68,22 +78,51 @@ public struct RelayService: Service {
             metadata: ["schema": "\(configuration.schema)", "batch_size": "\(configuration.batchSize)", "lease_ttl": "\(configuration.leaseTTL)"])
         await keeper.tick()
         await monitor.sample()
-        await withTaskGroup(of: Void.self) { group in
+        let ended: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             group.addTask { await keeper.run() }
             group.addTask { await listener.run() }
             group.addTask { await monitor.run() }
-            await withGracefulShutdownHandler {
-                await pipeline.run()
+            // The pipeline runs in a task of its own that this service can walk away from: should
+            // one of its awaits outlive every bound (a wedge nobody foresaw), the watchdog ends
+            // the wait below instead of leaving a live process that publishes nothing.
+            let ended = await withGracefulShutdownHandler {
+                let work = Task {
+                    await pipeline.run()
+                    pipelineEnd.finish(.success(()))
+                }
+                return await withTaskCancellationHandler {
+                    do { return Result<Void, any Error>.success(try await pipelineEnd.value()) } catch { return .failure(error) }
+                } onCancel: {
+                    work.cancel()
+                    pipelineEnd.finish(.failure(CancellationError()))
+                }
             } onGracefulShutdown: {
                 health.beginShutdown()
                 doorbell.ring()
             }
             group.cancelAll()
+            return ended
+        }
+        if case .failure(let error) = ended, let stalled = error as? RelayStalled {
+            // The watchdog already released the lanes; the producer may still be in use by the
+            // abandoned loop, so it is left to the process's exit.
+            logger.critical("relay stopped: \(stalled)")
+            throw stalled
         }
         // Every batch was settled before the pipeline returned, so nothing is left to flush.
         await producers.close(flushTimeout: .seconds(5))
         await keeper.releaseAll()
         logger.info("relay stopped")
+    }
+}
+
+/// The watchdog found the batch loop silent past its limit and gave up on it: the relay's lanes
+/// were handed back and the relay ends with this error, so whatever supervises it restarts it.
+public struct RelayStalled: Error, CustomStringConvertible, Sendable {
+    public var silence: Duration
+    public var limit: Duration
+    public var description: String {
+        "the batch loop made no progress for \(silence) (limit \(limit)); its lanes were handed to the rest of the fleet — restart the relay (a supervisor does this by itself)"
     }
 }
 

@@ -14,77 +14,103 @@ import PostgresNIO
 /// (`lane = ANY(ARRAY(SELECT lane FROM fence))`, evaluated once) rather than joined: a join lets
 /// the planner scan every row of each lane instead of fetching the batch's ids by primary key
 /// (seen: 236 ms instead of 2.6 ms for 1,000 rows with 100,000 pending).
+///
+/// Every statement runs through one `BoundedDatabase`: none can keep its caller past the deadline,
+/// whatever happens to its connection.
 struct RelayStore: Sendable {
-    let client: PostgresClient
+    let database: BoundedDatabase
     let schema: SchemaName
     let relayID: String
     private let sql: SQL
 
-    init(client: PostgresClient, schema: SchemaName, relayID: String) {
-        self.client = client
+    var client: PostgresClient { database.client }
+
+    init(database: BoundedDatabase, schema: SchemaName, relayID: String) {
+        self.database = database
         self.schema = schema
         self.relayID = relayID
         self.sql = SQL(schema: schema.rawValue)
     }
 
+    /// A store bounded by the default session limits' deadline (tests, probes).
+    init(client: PostgresClient, schema: SchemaName, relayID: String) {
+        self.init(
+            database: BoundedDatabase(client: client, deadline: DatabaseSessionBounds().clientDeadline),
+            schema: schema, relayID: relayID)
+    }
+
     // MARK: Membership
 
     /// Records this relay's heartbeat and returns how many relays are alive (itself included).
-    func heartbeat(host: String, pid: Int32, version: String, liveWithin ttl: Duration, logger: Logger) async throws -> Int {
+    func heartbeat(
+        host: String, pid: Int32, version: String, liveWithin ttl: Duration, limit: Duration? = nil, logger: Logger
+    ) async throws -> Int {
         var binds = PostgresBindings(capacity: 5)
         binds.append(relayID)
         binds.append(host)
         binds.append(pid)
         binds.append(version)
         binds.append(ttl.milliseconds)
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.heartbeat, binds: binds), logger: logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
-        return 1
+        return try await database.rows("heartbeat", PostgresQuery(unsafeSQL: sql.heartbeat, binds: binds), limit: limit, logger: logger) {
+            rows in
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 1
+        }
     }
 
-    func deregister(logger: Logger) async throws {
+    func deregister(limit: Duration? = nil, logger: Logger) async throws {
         var binds = PostgresBindings(capacity: 1)
         binds.append(relayID)
-        try await client.query(PostgresQuery(unsafeSQL: sql.deregister, binds: binds), logger: logger)
+        try await execute("deregister", PostgresQuery(unsafeSQL: sql.deregister, binds: binds), limit: limit, logger: logger)
     }
 
     // MARK: Leases
 
     /// Claims up to `count` free or expired lanes; the database clock decides expiry.
-    func claim(count: Int, ttl: Duration, logger: Logger) async throws -> [LaneLease] {
+    func claim(count: Int, ttl: Duration, limit: Duration? = nil, logger: Logger) async throws -> [LaneLease] {
         guard count > 0 else { return [] }
         var binds = PostgresBindings(capacity: 3)
         binds.append(relayID)
         binds.append(count)
         binds.append(ttl.milliseconds)
-        return try await leases(PostgresQuery(unsafeSQL: sql.claim, binds: binds), logger: logger)
+        return try await database.rows("claiming lanes", PostgresQuery(unsafeSQL: sql.claim, binds: binds), limit: limit, logger: logger) {
+            rows in
+            var leases: [LaneLease] = []
+            for try await (lane, epoch) in rows.decode((Int16, Int64).self) {
+                leases.append(LaneLease(lane: lane, epoch: epoch))
+            }
+            return leases
+        }
     }
 
     /// Extends the leases still held with the same epoch; returns the lanes renewed.
-    func renew(_ leases: [LaneLease], ttl: Duration, logger: Logger) async throws -> Set<Int16> {
+    func renew(_ leases: [LaneLease], ttl: Duration, limit: Duration? = nil, logger: Logger) async throws -> Set<Int16> {
         guard !leases.isEmpty else { return [] }
         var binds = fence(leases)
         binds.append(ttl.milliseconds)
-        var renewed = Set<Int16>()
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.renew, binds: binds), logger: logger)
-        for try await lane in rows.decode(Int16.self) { renewed.insert(lane) }
-        return renewed
+        return try await database.rows("renewing leases", PostgresQuery(unsafeSQL: sql.renew, binds: binds), limit: limit, logger: logger) {
+            rows in
+            var renewed = Set<Int16>()
+            for try await lane in rows.decode(Int16.self) { renewed.insert(lane) }
+            return renewed
+        }
     }
 
     /// Gives lanes back at once (graceful hand-over), so the next relay need not wait for a TTL.
-    func release(_ leases: [LaneLease], logger: Logger) async throws {
+    func release(_ leases: [LaneLease], limit: Duration? = nil, logger: Logger) async throws {
         guard !leases.isEmpty else { return }
         let binds = fence(leases)
-        try await client.query(PostgresQuery(unsafeSQL: sql.release, binds: binds), logger: logger)
+        try await execute("releasing lanes", PostgresQuery(unsafeSQL: sql.release, binds: binds), limit: limit, logger: logger)
     }
 
     /// Gives back every lane this relay owns, whatever the epoch (shutdown, after the last batch
     /// was settled); returns how many.
     @discardableResult
-    func releaseAllOwned(logger: Logger) async throws -> Int {
+    func releaseAllOwned(limit: Duration? = nil, logger: Logger) async throws -> Int {
         var binds = PostgresBindings(capacity: 1)
         binds.append(relayID)
-        return try await count(PostgresQuery(unsafeSQL: sql.releaseAllOwned, binds: binds), logger: logger)
+        return try await count(
+            "releasing every lane", PostgresQuery(unsafeSQL: sql.releaseAllOwned, binds: binds), limit: limit, logger: logger)
     }
 
     // MARK: Messages
@@ -97,18 +123,20 @@ struct RelayStore: Sendable {
         binds.append(lanes)
         binds.append(limit)
         binds.append(inFlight)
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger)
-        var batch: [PendingMessage] = []
-        batch.reserveCapacity(limit)
-        for try await (id, topic, key, lane, payload, headers, contentType, type, createdAt, attempts) in rows.decode(
-            (Int64, String, ByteBuffer?, Int16, ByteBuffer, String, String?, String?, Date, Int32).self)
-        {
-            batch.append(
-                PendingMessage(
-                    id: id, topic: topic, key: key, lane: lane, payload: payload, headersJSON: headers,
-                    contentType: contentType, type: type, createdAt: createdAt, attempts: attempts))
+        return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger) {
+            rows in
+            var batch: [PendingMessage] = []
+            batch.reserveCapacity(limit)
+            for try await (id, topic, key, lane, payload, headers, contentType, type, createdAt, attempts) in rows.decode(
+                (Int64, String, ByteBuffer?, Int16, ByteBuffer, String, String?, String?, Date, Int32).self)
+            {
+                batch.append(
+                    PendingMessage(
+                        id: id, topic: topic, key: key, lane: lane, payload: payload, headersJSON: headers,
+                        contentType: contentType, type: type, createdAt: createdAt, attempts: attempts))
+            }
+            return batch
         }
-        return batch
     }
 
     /// Deletes delivered messages of lanes still held with the given epochs; returns rows deleted.
@@ -117,7 +145,7 @@ struct RelayStore: Sendable {
         guard !ids.isEmpty else { return 0 }
         var binds = fence(leases)
         binds.append(ids)
-        return try await count(PostgresQuery(unsafeSQL: sql.ack, binds: binds), logger: logger)
+        return try await count("acknowledging a batch", PostgresQuery(unsafeSQL: sql.ack, binds: binds), logger: logger)
     }
 
     /// Schedules failed messages again with their backoff; returns rows updated.
@@ -128,7 +156,7 @@ struct RelayStore: Sendable {
         binds.append(decisions.map(\.id))
         binds.append(decisions.map(\.delayMilliseconds))
         binds.append(decisions.map { Self.clip($0.error) })
-        return try await count(PostgresQuery(unsafeSQL: sql.retry, binds: binds), logger: logger)
+        return try await count("scheduling retries", PostgresQuery(unsafeSQL: sql.retry, binds: binds), logger: logger)
     }
 
     /// Moves poison messages to the dead-letter table in one statement; returns rows moved.
@@ -140,14 +168,15 @@ struct RelayStore: Sendable {
         binds.append(decisions.map(\.reason.rawValue))
         binds.append(decisions.map { Self.clip($0.error) })
         binds.append(decisions.map(\.attempts))
-        return try await count(PostgresQuery(unsafeSQL: sql.deadLetter, binds: binds), logger: logger)
+        return try await count("dead-lettering", PostgresQuery(unsafeSQL: sql.deadLetter, binds: binds), logger: logger)
     }
 
     /// Whether the outbox holds no message at all (used by `run --stop-when-drained`).
     func isEmpty(logger: Logger) async throws -> Bool {
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql.isEmpty), logger: logger)
-        for try await empty in rows.decode(Bool.self) { return empty }
-        return true
+        try await database.rows("checking for an empty outbox", PostgresQuery(unsafeSQL: sql.isEmpty), logger: logger) { rows in
+            for try await empty in rows.decode(Bool.self) { return empty }
+            return true
+        }
     }
 
     // MARK: Helpers
@@ -161,17 +190,17 @@ struct RelayStore: Sendable {
         return binds
     }
 
-    private func leases(_ query: PostgresQuery, logger: Logger) async throws -> [LaneLease] {
-        var leases: [LaneLease] = []
-        for try await (lane, epoch) in try await client.query(query, logger: logger).decode((Int16, Int64).self) {
-            leases.append(LaneLease(lane: lane, epoch: epoch))
+    private func count(_ what: String, _ query: PostgresQuery, limit: Duration? = nil, logger: Logger) async throws -> Int {
+        try await database.rows(what, query, limit: limit, logger: logger) { rows in
+            for try await n in rows.decode(Int64.self) { return Int(n) }
+            return 0
         }
-        return leases
     }
 
-    private func count(_ query: PostgresQuery, logger: Logger) async throws -> Int {
-        for try await n in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
-        return 0
+    private func execute(_ what: String, _ query: PostgresQuery, limit: Duration? = nil, logger: Logger) async throws {
+        try await database.rows(what, query, limit: limit, logger: logger) { rows in
+            for try await _ in rows {}
+        }
     }
 
     /// Error texts come from brokers and libraries; keep the row small whatever they say.
@@ -205,20 +234,32 @@ extension RelayStore {
                     FOR UPDATE SKIP LOCKED)
                 RETURNING l.lane, l.epoch
                 """
+            // Every statement that waits for lane locks takes them in lane order (ORDER BY is
+            // applied before the locking clause), so renewals, releases and the fence of a write
+            // can never wait on each other in a cycle: no deadlock, whatever their plans. Claims
+            // never wait (SKIP LOCKED). LaneLockOrderTests loops them against each other.
+            let ownedInOrder = """
+                SELECT l.lane FROM \(s).lanes l
+                JOIN unnest($2::int2[], $3::int8[]) AS o(lane, epoch) ON l.lane = o.lane AND l.epoch = o.epoch
+                WHERE l.owner = $1
+                ORDER BY l.lane
+                """
             renew = """
+                WITH locked AS (\(ownedInOrder) FOR UPDATE OF l)
                 UPDATE \(s).lanes l SET lease_expires_at = now() + $4 * interval '1 millisecond'
-                FROM unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
-                WHERE l.lane = o.lane AND l.epoch = o.epoch AND l.owner = $1
+                FROM locked WHERE l.lane = locked.lane
                 RETURNING l.lane
                 """
             release = """
+                WITH locked AS (\(ownedInOrder) FOR UPDATE OF l)
                 UPDATE \(s).lanes l SET owner = NULL, lease_expires_at = NULL
-                FROM unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
-                WHERE l.lane = o.lane AND l.epoch = o.epoch AND l.owner = $1
+                FROM locked WHERE l.lane = locked.lane
                 """
             releaseAllOwned = """
-                WITH r AS (
-                    UPDATE \(s).lanes SET owner = NULL, lease_expires_at = NULL WHERE owner = $1 RETURNING 1)
+                WITH locked AS (SELECT lane FROM \(s).lanes WHERE owner = $1 ORDER BY lane FOR UPDATE),
+                r AS (
+                    UPDATE \(s).lanes l SET owner = NULL, lease_expires_at = NULL
+                    FROM locked WHERE l.lane = locked.lane RETURNING 1)
                 SELECT count(*) FROM r
                 """
             readBatch = """
@@ -235,12 +276,7 @@ extension RelayStore {
                 LIMIT $2
                 """
             let fence = """
-                fence AS (
-                    SELECT l.lane FROM \(s).lanes l
-                    JOIN unnest($2::int2[], $3::int8[]) AS o(lane, epoch)
-                      ON l.lane = o.lane AND l.epoch = o.epoch
-                    WHERE l.owner = $1
-                    FOR SHARE OF l)
+                fence AS (\(ownedInOrder) FOR SHARE OF l)
                 """
             ack = """
                 WITH \(fence),
