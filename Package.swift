@@ -95,10 +95,19 @@ let package = Package(
             name: "OutboxRelayTests",
             dependencies: ["OutboxRelay", "Outbox", "OutboxEnvelope"]
         ),
+        // Test-only helpers shared by the integration tests (not a product): the fault proxy.
+        .target(
+            name: "OutboxTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka",
+                "OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka", "OutboxTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Outbox
 import PostgresNIO
+import OutboxTestSupport
 import Testing
 
 @testable import OutboxRelay
@@ -239,6 +240,92 @@ import Testing
                 #expect(!relay.standardError.contains("made no progress"), "no relay wedged: \(relay.standardError.suffix(1500))")
             }
         }
+    }
+
+    // MARK: A blackholed link
+
+    /// One relay's database link blackholed (the fault proxy swallows every byte, closes nothing)
+    /// for longer than the lease TTL while its broker link stays up, then healed. Bound: its lanes
+    /// are taken over within TTL + one renew interval (+ the others' next tick); meanwhile it tells
+    /// the truth (`/readyz` 503, `database_up` 0, `lanes_owned` 0); after the heal it rejoins by
+    /// itself and takes lanes again; the ledger is clean.
+    @Test func aRelayWhoseDatabaseLinkIsBlackholedIsTakenOverAndRejoinsAfterTheHeal() async throws {
+        let databasePort = URLComponents(string: TestServices.databaseURL)?.port ?? 5432
+        let proxy = try await FaultProxy.start(upstreamPort: databasePort)
+        do {
+            try await Fleet.with { fleet in try await Self.blackholeOneRelay(fleet, proxy: proxy) }
+        } catch {
+            await proxy.stop()
+            throw error
+        }
+        await proxy.stop()
+    }
+
+    static func blackholeOneRelay(_ fleet: Fleet, proxy: FaultProxy) async throws {
+        let port = try HTTPGet.freePort()
+        let a = try await fleet.start(
+            "a", extra: ["--http-address", "127.0.0.1:\(port)", "--database-statement-timeout", "3s"], databasePort: proxy.port)
+        let b = try await fleet.start("b")
+        let c = try await fleet.start("c")
+        let context = { "relay a stderr: \(fleet.relays[a]?.standardError.suffix(3000) ?? "")" }
+        try await fleet.waitUntil("three relays share the lanes", timeout: .seconds(60)) {
+            let owners = try await fleet.owners()
+            return owners.count == 3 && owners.values.allSatisfy { $0 >= 84 } && owners.values.reduce(0, +) == 256
+        }
+        var expected = try await fleet.enqueue(30_000, keys: 300)
+        try await fleet.waitUntil("the drain is under way", timeout: .seconds(120)) { try await fleet.pending() <= 28_000 }
+        let heldBefore = try await fleet.lanesOwned(by: a)
+
+        proxy.set(.blackhole)
+        let blackholedAt = ContinuousClock.now
+        var readyz: HTTPGet.Response?
+        var metricsSeen: (databaseUp: Double?, lanesOwned: Double?) = (nil, nil)
+        var takeover: Duration?
+        while ContinuousClock.now - blackholedAt < .seconds(30) {
+            if takeover == nil, try await fleet.lanesOwned(by: a) == 0 { takeover = ContinuousClock.now - blackholedAt }
+            if let answer = try? HTTPGet.get(port: port, path: "/readyz"), answer.status == 503 { readyz = readyz ?? answer }
+            if let metrics = try? HTTPGet.get(port: port, path: "/metrics") {
+                let databaseUp = HTTPEndpointTests.sample(RelayMetrics.Name.databaseUp, in: metrics.body)
+                let lanesOwned = HTTPEndpointTests.sample(RelayMetrics.Name.lanesOwned, in: metrics.body)
+                if databaseUp == 0 && lanesOwned == 0 { metricsSeen = (databaseUp, lanesOwned) }
+            }
+            if takeover != nil, readyz != nil, metricsSeen.databaseUp != nil,
+                ContinuousClock.now - blackholedAt > FleetTests.leaseTTL + .seconds(4)
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let outage = ContinuousClock.now - blackholedAt
+        expected.merge(try await fleet.enqueue(10_000, keys: 300, first: 30_000)) { $1 }
+        let othersDuring = try await fleet.lanesOwned(by: b) + fleet.lanesOwned(by: c)
+
+        proxy.heal()
+        let healedAt = ContinuousClock.now
+        try await fleet.waitUntil("a holds lanes again", timeout: .seconds(60), poll: .milliseconds(100)) {
+            try await fleet.lanesOwned(by: a) > 0
+        }
+        let rejoined = ContinuousClock.now - healedAt
+        try await fleet.drainAndStop(expectingExitZero: ["a", "b", "c"])
+        let ledger = try await fleet.ledger(expected)
+        let abandoned = (fleet.relays[a]?.standardError.components(separatedBy: "abandoned a database statement").count ?? 1) - 1
+        fleet.measure(
+            "database-blackhole", "a held \(heldBefore) lanes; link blackholed \(outage.secondsText)s: a's lanes taken over after"
+                + " \(takeover?.secondsText ?? "never")s (TTL \(FleetTests.leaseTTL), renew \(FleetTests.renewInterval)), b+c held \(othersDuring);"
+                + " /readyz \(readyz.map { "\($0.status) \($0.body.prefix(120).debugDescription)" } ?? "never 503");"
+                + " metrics database_up=0 lanes_owned=0 \(metricsSeen.databaseUp != nil ? "seen" : "not seen");"
+                + " a rejoined \(rejoined.secondsText)s after the heal; statements a abandoned: \(abandoned); \(ledger)")
+        #expect(takeover != nil, "a's lanes were taken over during the blackhole; \(context())")
+        if let takeover {
+            // TTL + one renew interval, plus a tick of the others and the polling (generous, not a timing test).
+            #expect(takeover < FleetTests.leaseTTL + FleetTests.renewInterval + .seconds(5), "took \(takeover)")
+        }
+        #expect(readyz != nil, "a said not ready during the outage; \(context())")
+        #expect(metricsSeen.databaseUp == 0, "a's metrics showed the database down and no lanes held")
+        #expect(othersDuring == 256, "b and c held every lane during a's outage")
+        #expect(ledger.lost.isEmpty, "\(ledger)")
+        #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+        #expect(ledger.deadLettered.isEmpty, "an outage is not poison")
     }
 
     // MARK: A lock held by someone else

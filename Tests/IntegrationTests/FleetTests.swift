@@ -385,10 +385,18 @@ final class Fleet: @unchecked Sendable {
     /// Starts `outbox-relay run` as a process; returns its relay id. With `ownRole`, it connects as a
     /// database role named like the relay id (created here, dropped at the end).
     @discardableResult
-    func start(_ name: String, extra: [String] = [], ownRole: Bool = false, logLevel: String = "info") async throws -> String {
+    func start(
+        _ name: String, extra: [String] = [], ownRole: Bool = false, logLevel: String = "info", databasePort: Int? = nil
+    ) async throws -> String {
         let id = TestServices.uniqueName(name)
         names[name] = id
         var databaseURL = TestServices.databaseURL
+        if let databasePort {
+            // Through a fault proxy.
+            var components = URLComponents(string: databaseURL)!
+            components.port = databasePort
+            databaseURL = components.string!
+        }
         if ownRole {
             roles.append(id)
             try await fixture.client.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(id) LOGIN SUPERUSER"), logger: fixture.logger)

@@ -123,6 +123,17 @@ struct BatchPipeline: Sendable {
             entries = fresh.map { (row: $0, built: nil) }
         }
         guard !entries.isEmpty else { return (.idle, nil) }
+        // The read may have taken long (a slow or frozen link): nothing of a lane whose lease does
+        // not outlast the self-fencing margin from now is handed to the producer — its rows are
+        // the next owner's. (Checked at the start of the batch too; this closes the read's gap.)
+        let sendable = Set(table.stillValid(leases, now: .now + configuration.selfFencingMargin).map(\.lane))
+        if sendable.count < leases.count {
+            logger.warning(
+                "lease ran out while reading a batch; not publishing those lanes",
+                metadata: ["lanes": "\(Set(lanes).subtracting(sendable).sorted())"])
+            entries = entries.filter { sendable.contains($0.row.lane) }
+            guard !entries.isEmpty else { return (.idle, nil) }
+        }
         let rows = entries.map(\.row)
 
         var records: [KafkaRecord] = []
