@@ -145,6 +145,25 @@ import Testing
         }
     }
 
+    /// A relay whose batch loop wedged fails `/healthz` and exits with status 3 (see
+    /// DatabaseFaultTests): every supervisor in the kit must restart it on that exit and probe
+    /// liveness on `/healthz`, or the fleet shrinks by one relay for good.
+    @Test func everySupervisorRestartsARelayThatExitsNonZero() throws {
+        let unit = try DeployKit.text("systemd/outbox-relay.service")
+        let restart = unit.split(separator: "\n").first { $0.hasPrefix("Restart=") }.map { String($0.dropFirst("Restart=".count)) }
+        #expect(["on-failure", "always", "on-abnormal"].contains(restart ?? ""), "systemd Restart=\(restart ?? "missing")")
+        let compose = try DeployKit.document("compose/compose.yaml")
+        for (name, service) in compose["services"] as? [String: Any] ?? [:] where name.hasPrefix("relay-") {
+            let policy = DeployKit.value(service, "restart") as? String
+            #expect(["unless-stopped", "always", "on-failure"].contains(policy ?? ""), "compose \(name) restart: \(policy ?? "missing")")
+        }
+        let deployment = try DeployKit.kubernetesObject(kind: "Deployment", name: "outbox-relay")
+        let policy = DeployKit.value(deployment, "spec", "template", "spec", "restartPolicy") as? String
+        #expect(policy == nil || policy == "Always", "a Deployment's pods restart their containers")
+        let dockerfile = try DeployKit.text("docker/Dockerfile")
+        #expect(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/healthz"), "the image's HEALTHCHECK asks /healthz")
+    }
+
     @Test func theDeploymentIsHardenedAndProbesTheRelaysPort() throws {
         let deployment = try DeployKit.kubernetesObject(kind: "Deployment", name: "outbox-relay")
         #expect(DeployKit.value(deployment, "spec", "replicas") as? Int == 3)

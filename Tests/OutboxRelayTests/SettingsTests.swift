@@ -88,6 +88,10 @@ import Testing
         #expect(set.relay.statementDeadline == .seconds(125))
         #expect(set.relay.pipelineStallLimit == .seconds(140), "a slow statement must not look like a stall")
         #expect(try settings(["OUTBOX_STALL_LIMIT": "7s"]).relay.pipelineStallLimit == .seconds(7))
+        // An embedder who sets nothing gets a limit derived from its producer's delivery timeout.
+        let embedded = RelayConfiguration(relayID: "x")
+        #expect(embedded.pipelineStallLimit == nil)
+        #expect(embedded.resolvedStallLimit(messageTimeout: .seconds(120)) == .seconds(140))
         let short = try settings(["OUTBOX_DATABASE_STATEMENT_TIMEOUT": "4s"])
         #expect(short.databaseSession.lockTimeout == .seconds(4), "the default lock timeout never exceeds the statement timeout")
     }

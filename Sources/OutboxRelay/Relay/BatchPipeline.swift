@@ -65,9 +65,27 @@ struct BatchPipeline: Sendable {
         // Outages in a row after which the broker answered at once: deliveries fail while the
         // broker is there, so the producer itself is stuck (see `ProducerSlot.replace`).
         var stuckStrikes = 0
+        // A delivered batch whose settle statements failed: settled before anything is read.
+        var owed: Settlement?
+        defer {
+            if owed != nil {
+                logger.warning("stopping with a delivered batch unsettled; its rows are published again by the next owner")
+            }
+        }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             table.recordPipelineProgress()
             do {
+                if var settlement = owed {
+                    do {
+                        try await settle(&settlement)
+                    } catch {
+                        throw SettlementFailed(remaining: settlement, underlying: error)
+                    }
+                    owed = nil
+                    health.databaseAnswered()
+                    databaseBackoff.reset()
+                    logger.info("settled the delivered batch once the database answered again")
+                }
                 let ahead = readAhead
                 readAhead = nil
                 let (outcome, next) = try await publishOneBatch(readAhead: ahead)
@@ -96,11 +114,14 @@ struct BatchPipeline: Sendable {
                     }
                 }
             } catch {
+                var message: Logger.Message = "database unavailable; retrying"
+                if let failed = error as? SettlementFailed {
+                    owed = failed.remaining.isDone ? nil : failed.remaining
+                    message = "could not settle a delivered batch; retrying the settlement before reading more"
+                }
                 health.databaseFailed(String(reflecting: error))
                 let delay = databaseBackoff.next()
-                logger.warning(
-                    "database unavailable; retrying",
-                    metadata: ["error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
+                logger.warning(message, metadata: ["error": "\(String(reflecting: error))", "retry_in": "\(delay)"])
                 await doorbell.wait(timeout: delay)
             }
         }
@@ -206,31 +227,14 @@ struct BatchPipeline: Sendable {
             }
         }
 
-        // Only lanes still held, by epoch and by the local deadline, may be written; the others'
-        // rows stay for their new owner (at worst a duplicate, never a loss).
+        // Only lanes still held, by epoch and by the local deadline, may be written (see `settle`);
+        // a read-ahead of lanes that left is dropped below.
         let writable = table.stillValid(leases, now: .now)
-        if writable.count < leases.count {
-            logger.warning(
-                "lease ran out during a batch; leaving its rows to the next owner",
-                metadata: ["lanes": "\(Set(leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
-        }
-        let deliveredIDs = delivered.map(\.id)
-        try await store.ack(ids: deliveredIDs, leases: writable, logger: logger)
-        table.recordPipelineProgress()
-        if !deadLetters.isEmpty {
-            let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
-            table.recordPipelineProgress()
-            logger.warning(
-                "moved poison messages to the dead-letter table",
-                metadata: [
-                    "count": "\(moved)",
-                    "reasons": "\(Dictionary(grouping: deadLetters, by: \.reason.rawValue).mapValues(\.count))",
-                ])
-        }
-        if !retries.isEmpty {
-            try await store.retry(retries, leases: writable, logger: logger)
-            table.recordPipelineProgress()
-            logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
+        var settlement = Settlement(leases: leases, delivered: delivered.map(\.id), deadLetters: deadLetters, retries: retries)
+        do {
+            try await settle(&settlement)
+        } catch {
+            throw SettlementFailed(remaining: settlement, underlying: error)
         }
         logger.debug(
             "batch settled",
@@ -256,6 +260,46 @@ struct BatchPipeline: Sendable {
                 nil
             }
         return (.settled, next)
+    }
+
+    /// Runs the statements `settlement` still owes on the lanes still held (by epoch and local
+    /// deadline; the others' rows stay for their new owner), clearing each part as it lands.
+    func settle(_ settlement: inout Settlement) async throws {
+        let writable = table.stillValid(settlement.leases, now: .now)
+        if writable.count < settlement.leases.count {
+            logger.warning(
+                "lease ran out during a batch; leaving its rows to the next owner",
+                metadata: ["lanes": "\(Set(settlement.leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
+            settlement.leases = writable
+        }
+        guard !writable.isEmpty else {
+            settlement = Settlement(leases: [], delivered: [], deadLetters: [], retries: [])
+            return
+        }
+        if !settlement.delivered.isEmpty {
+            try await store.ack(ids: settlement.delivered, leases: writable, logger: logger)
+            settlement.delivered = []
+            table.recordPipelineProgress()
+        }
+        if !settlement.deadLetters.isEmpty {
+            let deadLetters = settlement.deadLetters
+            let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
+            settlement.deadLetters = []
+            table.recordPipelineProgress()
+            logger.warning(
+                "moved poison messages to the dead-letter table",
+                metadata: [
+                    "count": "\(moved)",
+                    "reasons": "\(Dictionary(grouping: deadLetters, by: \.reason.rawValue).mapValues(\.count))",
+                ])
+        }
+        if !settlement.retries.isEmpty {
+            let retries = settlement.retries
+            try await store.retry(retries, leases: writable, logger: logger)
+            settlement.retries = []
+            table.recordPipelineProgress()
+            logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
+        }
     }
 
     /// Outages in a row with the broker answering at once before the producer is replaced.

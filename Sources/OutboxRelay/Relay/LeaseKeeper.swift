@@ -75,11 +75,12 @@ struct LeaseKeeper: Sendable {
     /// wedged process does not heal by waiting. Returns whether the pipeline is stalled.
     func watchPipeline(wasStalled: Bool) async -> Bool {
         let silence = table.timeSincePipelineProgress()
-        let stalled = silence > configuration.pipelineStallLimit
+        let limit = configuration.pipelineStallLimit ?? configuration.resolvedStallLimit(messageTimeout: .seconds(30))
+        let stalled = silence > limit
         if stalled && !wasStalled {
             logger.critical(
                 "the batch loop made no progress; giving up every lane so the rest of the fleet publishes them, then exiting",
-                metadata: ["silent_for": "\(silence)", "limit": "\(configuration.pipelineStallLimit)"])
+                metadata: ["silent_for": "\(silence)", "limit": "\(limit)"])
             health.pipelineStalled(for: silence)
             await releaseAll()
             onStall(silence)

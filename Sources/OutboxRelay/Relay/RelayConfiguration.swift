@@ -22,8 +22,9 @@ public struct RelayConfiguration: Sendable {
     public var stopWhenDrained: Bool
     /// How long the batch loop may go without completing a turn before the relay gives up its
     /// lanes and membership so the rest of the fleet publishes them (see `LeaseKeeper`). It must
-    /// exceed the longest legitimate batch: the Kafka delivery timeout plus database time.
-    public var pipelineStallLimit: Duration
+    /// exceed the longest legitimate step of a batch (see ``stallLimit(messageTimeout:statementDeadline:)``);
+    /// nil derives it from the producer's delivery timeout and ``statementDeadline`` when the relay starts.
+    public var pipelineStallLimit: Duration?
     /// The longest one database statement may keep the relay waiting (leasing a connection
     /// included) before it is abandoned and its connection closed; the server's own
     /// `statement_timeout` should be shorter (see `DatabaseSessionBounds.clientDeadline`).
@@ -40,7 +41,7 @@ public struct RelayConfiguration: Sendable {
         maximumMessageBytes: Int = 1_000_000,
         retry: RetryPolicy = RetryPolicy(),
         stopWhenDrained: Bool = false,
-        pipelineStallLimit: Duration = .seconds(90),
+        pipelineStallLimit: Duration? = nil,
         statementDeadline: Duration = DatabaseSessionBounds().clientDeadline
     ) {
         self.statementDeadline = statementDeadline
@@ -67,5 +68,12 @@ public struct RelayConfiguration: Sendable {
     /// the outage back-off between steps.
     public static func stallLimit(messageTimeout: Duration, statementDeadline: Duration) -> Duration {
         max(messageTimeout + .seconds(5), statementDeadline) + .seconds(15)
+    }
+
+    /// The stall limit in force for a producer with this delivery timeout: the one set, or the
+    /// derived one (so an embedder who raises the delivery timeout never gets a watchdog that
+    /// fires during a legitimate delivery).
+    func resolvedStallLimit(messageTimeout: Duration) -> Duration {
+        pipelineStallLimit ?? Self.stallLimit(messageTimeout: messageTimeout, statementDeadline: statementDeadline)
     }
 }

@@ -41,6 +41,9 @@ public struct RelayService: Service {
     }
 
     public func run() async throws {
+        var resolved = self.configuration
+        resolved.pipelineStallLimit = resolved.resolvedStallLimit(messageTimeout: producerConfiguration.messageTimeout)
+        let configuration = resolved
         let table = LeaseTable()
         let doorbell = Doorbell()
         let database = BoundedDatabase(client: client, deadline: configuration.statementDeadline, abandoned: metrics.databaseAbandoned)
@@ -52,7 +55,7 @@ public struct RelayService: Service {
             logger: logger, metrics: metrics)
         configuredKeeper.health = health
         configuredKeeper.onStall = { silence in
-            pipelineEnd.finish(.failure(RelayStalled(silence: silence, limit: configuration.pipelineStallLimit)))
+            pipelineEnd.finish(.failure(RelayStalled(silence: silence, limit: configuration.pipelineStallLimit ?? silence)))
         }
         let keeper = configuredKeeper
         let producers = try ProducerSlot(configuration: producerConfiguration, logger: logger)
