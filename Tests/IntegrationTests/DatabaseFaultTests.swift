@@ -330,6 +330,83 @@ import Testing
         #expect(ledger.deadLettered.isEmpty, "an outage is not poison")
     }
 
+    // MARK: A slow link
+
+    /// Latency on one relay's database link, first moderate (200 ms each way: every statement
+    /// takes 400 ms or more), then 20 s each way, then healed. The documented bound: a relay keeps
+    /// its lanes and publishes while a keeper round trip fits in the renew interval; past that it
+    /// cannot hold a lease, so it holds none, says so on /readyz, and the others publish its lanes.
+    /// In neither case does the watchdog fire (every step completes or is abandoned within its
+    /// bound, and each counts as progress); after the heal the relay rejoins by itself.
+    @Test func aSlowDatabaseLinkNeverTripsTheWatchdog() async throws {
+        let databasePort = URLComponents(string: TestServices.databaseURL)?.port ?? 5432
+        let proxy = try await FaultProxy.start(upstreamPort: databasePort)
+        do {
+            try await Fleet.with { fleet in try await Self.slowLinkOnOneRelay(fleet, proxy: proxy) }
+        } catch {
+            await proxy.stop()
+            throw error
+        }
+        await proxy.stop()
+    }
+
+    static func slowLinkOnOneRelay(_ fleet: Fleet, proxy: FaultProxy) async throws {
+        let port = try HTTPGet.freePort()
+        // A 2 s renew interval, so a 400 ms round trip fits comfortably (TTL 6 s).
+        let a = try await fleet.start(
+            "a", extra: ["--http-address", "127.0.0.1:\(port)", "--lease-ttl", "6s", "--renew-interval", "2s"], databasePort: proxy.port)
+        let b = try await fleet.start("b")
+        let context = { "relay a stderr: \(fleet.relays[a]?.standardError.suffix(3000) ?? "")" }
+        try await fleet.waitUntil("two relays share the lanes", timeout: .seconds(60)) {
+            let owners = try await fleet.owners()
+            return owners.count == 2 && owners.values.reduce(0, +) == 256
+        }
+        proxy.set(.latency(.milliseconds(200)))
+        var expected = try await fleet.enqueue(5_000, keys: 200)
+        try await Task.sleep(for: .seconds(8))
+        let heldWhileSlow = try await fleet.lanesOwned(by: a)
+        let readyWhileSlow = (try? HTTPGet.get(port: port, path: "/readyz"))?.body ?? "no answer"
+
+        proxy.set(.latency(.seconds(20)))
+        let verySlowAt = ContinuousClock.now
+        expected.merge(try await fleet.enqueue(5_000, keys: 200, first: 5_000)) { $1 }
+        try await fleet.waitUntil("b holds every lane", timeout: .seconds(40), poll: .milliseconds(200)) {
+            try await fleet.lanesOwned(by: b) == 256
+        }
+        let takenOver = ContinuousClock.now - verySlowAt
+        var notReady: String?
+        try await fleet.waitUntil("a says it is not ready", timeout: .seconds(30), poll: .milliseconds(200)) {
+            guard let answer = try? HTTPGet.get(port: port, path: "/readyz"), answer.status == 503 else { return false }
+            notReady = answer.body
+            return true
+        }
+        let healthzWhileVerySlow = (try? HTTPGet.get(port: port, path: "/healthz"))?.status
+        // Long enough for a statement in flight to be abandoned (35 s deadline) and the loop to turn.
+        try await Task.sleep(until: verySlowAt + .seconds(40), clock: .continuous)
+
+        proxy.heal()
+        let healedAt = ContinuousClock.now
+        try await fleet.waitUntil("a holds lanes again", timeout: .seconds(90), poll: .milliseconds(200)) {
+            try await fleet.lanesOwned(by: a) > 0
+        }
+        let rejoined = ContinuousClock.now - healedAt
+        try await fleet.drainAndStop(expectingExitZero: ["a", "b"])
+        let ledger = try await fleet.ledger(expected)
+        let published = ledger.recordsBySource[a] ?? 0
+        fleet.measure(
+            "database-latency", "200 ms each way: a held \(heldWhileSlow) lanes, /readyz \(readyWhileSlow.trimmingCharacters(in: .newlines).debugDescription);"
+                + " 20 s each way: b held all 256 after \(takenOver.secondsText)s, a's /readyz \(notReady?.prefix(120).debugDescription ?? "-"),"
+                + " /healthz \(healthzWhileVerySlow.map(String.init) ?? "-"); a rejoined \(rejoined.secondsText)s after the heal;"
+                + " a published \(published); \(ledger)")
+        #expect(heldWhileSlow > 0, "a kept lanes with 200 ms each way; \(context())")
+        #expect(notReady != nil)
+        #expect(healthzWhileVerySlow == 200, "slow is not wedged: /healthz stays ok")
+        #expect(fleet.relays[a]?.standardError.contains("made no progress") == false, "no watchdog exit; \(context())")
+        #expect(ledger.lost.isEmpty, "\(ledger)")
+        #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+        #expect(ledger.deadLettered.isEmpty)
+    }
+
     // MARK: A lock held by someone else
 
     /// An operator's `SELECT … FOR UPDATE` on `lanes` held past the lease TTL: renewals wait on it

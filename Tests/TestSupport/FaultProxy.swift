@@ -114,8 +114,9 @@ public final class FaultProxy: Sendable {
                     client.close(promise: nil)
                 case .success(let upstream):
                     proxy.track(upstream)
-                    _ = client.pipeline.addHandler(Forward(peer: upstream, proxy: proxy))
-                    _ = upstream.pipeline.addHandler(Forward(peer: client, proxy: proxy))
+                    // On the client's event loop (the bootstrap's group), like the upstream's.
+                    try? client.pipeline.syncOperations.addHandler(Forward(peer: upstream, proxy: proxy))
+                    try? upstream.pipeline.syncOperations.addHandler(Forward(peer: client, proxy: proxy))
                     _ = client.setOption(.autoRead, value: true)
                 }
             }
@@ -130,10 +131,13 @@ public final class FaultProxy: Sendable {
     }
 
     /// Passes reads to the peer according to the proxy's mode at the moment they arrive.
-    private final class Forward: ChannelInboundHandler, Sendable {
+    private final class Forward: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let peer: any Channel
         let proxy: FaultProxy
+        /// When the latest delayed chunk goes out: a later chunk never overtakes it, also after
+        /// the latency changed or was healed (the byte stream must stay in order).
+        var lastDeadline = NIODeadline.uptimeNanoseconds(0)
 
         init(peer: any Channel, proxy: FaultProxy) {
             self.peer = peer
@@ -142,17 +146,24 @@ public final class FaultProxy: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = Self.unwrapInboundIn(data)
+            let delay: Duration
             switch proxy.mode {
             case .pass, .refuse:
-                peer.writeAndFlush(buffer, promise: nil)
+                delay = .zero
             case .blackhole:
-                break
-            case .latency(let delay):
-                // In order: later reads get later deadlines.
-                let peer = self.peer
-                context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.nanoseconds))) {
-                    peer.writeAndFlush(buffer, promise: nil)
-                }
+                return
+            case .latency(let latency):
+                delay = latency
+            }
+            let deadline = max(NIODeadline.now() + .nanoseconds(delay.nanoseconds), lastDeadline + .nanoseconds(1))
+            if deadline <= NIODeadline.now() {
+                peer.writeAndFlush(buffer, promise: nil)
+                return
+            }
+            lastDeadline = deadline
+            let peer = self.peer
+            context.eventLoop.scheduleTask(deadline: deadline) {
+                peer.writeAndFlush(buffer, promise: nil)
             }
         }
 
