@@ -252,10 +252,15 @@ import Testing
     /// the truth (`/readyz` 503, `database_up` 0, `lanes_owned` 0); after the heal it rejoins by
     /// itself and takes lanes again; the ledger is clean.
     @Test func aRelayWhoseDatabaseLinkIsBlackholedIsTakenOverAndRejoinsAfterTheHeal() async throws {
+        try await Self.withDatabaseProxy { fleet, proxy in try await Self.blackholeOneRelay(fleet, proxy: proxy) }
+    }
+
+    /// A fleet and a fault proxy in front of PostgreSQL (relays started with its port go through it).
+    static func withDatabaseProxy(_ body: @escaping @Sendable (Fleet, FaultProxy) async throws -> Void) async throws {
         let databasePort = URLComponents(string: TestServices.databaseURL)?.port ?? 5432
         let proxy = try await FaultProxy.start(upstreamPort: databasePort)
         do {
-            try await Fleet.with { fleet in try await Self.blackholeOneRelay(fleet, proxy: proxy) }
+            try await Fleet.with { fleet in try await body(fleet, proxy) }
         } catch {
             await proxy.stop()
             throw error
@@ -339,15 +344,7 @@ import Testing
     /// In neither case does the watchdog fire (every step completes or is abandoned within its
     /// bound, and each counts as progress); after the heal the relay rejoins by itself.
     @Test func aSlowDatabaseLinkNeverTripsTheWatchdog() async throws {
-        let databasePort = URLComponents(string: TestServices.databaseURL)?.port ?? 5432
-        let proxy = try await FaultProxy.start(upstreamPort: databasePort)
-        do {
-            try await Fleet.with { fleet in try await Self.slowLinkOnOneRelay(fleet, proxy: proxy) }
-        } catch {
-            await proxy.stop()
-            throw error
-        }
-        await proxy.stop()
+        try await Self.withDatabaseProxy { fleet, proxy in try await Self.slowLinkOnOneRelay(fleet, proxy: proxy) }
     }
 
     static func slowLinkOnOneRelay(_ fleet: Fleet, proxy: FaultProxy) async throws {
@@ -463,6 +460,70 @@ import Testing
             // again on every turn of the loop (before: 1,500 duplicates for a 5 s lock).
             #expect(ledger.duplicates <= FleetTests.batchSize, "one batch of duplicates at most: \(ledger)")
             #expect(fleet.relays[a]?.standardError.contains("self-fenced") == true, "leases ran out under the lock: \(context())")
+        }
+    }
+
+    /// A lock on a message row of a delivered batch (somebody's `SELECT … FOR UPDATE` on
+    /// `messages`): the fenced ack fails after `lock_timeout`, the relay says why on /readyz and
+    /// settles the same batch once the lock is gone — it does not read and publish it again.
+    @Test func aLockOnAMessageRowDelaysTheAckWithoutPublishingTheBatchAgain() async throws {
+        try await Fleet.with { fleet in
+            let port = try HTTPGet.freePort()
+            let a = try await fleet.start("a", extra: ["--http-address", "127.0.0.1:\(port)", "--database-lock-timeout", "500ms"])
+            try await fleet.waitUntil("the relay is ready", timeout: .seconds(60)) {
+                (try? HTTPGet.get(port: port, path: "/readyz"))?.body.hasPrefix("ok: holds 256") == true
+            }
+            // Paused while the rows arrive and one of them is locked, so the relay reads them only then.
+            fleet.signal(a, SIGSTOP)
+            let expected = try await fleet.enqueue(300, keys: 30)
+            let first = try #require(expected.keys.min())
+            let (reason, lockedFor) = try await fleet.fixture.client.withTransaction(logger: fleet.fixture.logger) {
+                connection -> (String?, Duration) in
+                for try await _ in try await connection.query(
+                    PostgresQuery(unsafeSQL: "SELECT id FROM \(fleet.fixture.schema.rawValue).messages WHERE id = \(first) FOR UPDATE"),
+                    logger: fleet.fixture.logger)
+                {}
+                let lockedAt = ContinuousClock.now
+                fleet.signal(a, SIGCONT)
+                var reason: String?
+                try await fleet.waitUntil("the relay reports the lock", timeout: .seconds(30), poll: .milliseconds(100)) {
+                    guard let readyz = try? HTTPGet.get(port: port, path: "/readyz"), readyz.status == 503 else { return false }
+                    reason = readyz.body
+                    return readyz.body.contains("lock timeout")
+                }
+                try await Task.sleep(until: lockedAt + .seconds(3), clock: .continuous)
+                return (reason, ContinuousClock.now - lockedAt)
+            }
+            try await fleet.drainAndStop(expectingExitZero: ["a"])
+            let ledger = try await fleet.ledger(expected)
+            let log = fleet.relays[a]?.standardError ?? ""
+            fleet.measure(
+                "message-locked", "lock on one row held \(lockedFor.secondsText)s; /readyz \(reason?.prefix(120).debugDescription ?? "-"); \(ledger)")
+            #expect(log.contains("could not settle a delivered batch"), "\(log.suffix(2000))")
+            #expect(ledger.lost.isEmpty, "\(ledger)")
+            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            #expect(ledger.duplicates == 0, "the delivered batch was settled later, not published again: \(ledger)")
+        }
+    }
+
+    /// Rows of relays that stopped heartbeating long ago (crashed without deregistering) are
+    /// deleted by the relay that counts the backlog, so `status` and the membership stay truthful.
+    @Test func relaysSilentForAnHourAreForgotten() async throws {
+        try await Fleet.with { fleet in
+            let s = fleet.fixture.schema.rawValue
+            try await fleet.fixture.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(s).relays (id, host, pid, version, started_at, heartbeat_at) VALUES
+                            ('ghost', 'gone', 1, 'old', now() - interval '3 hours', now() - interval '2 hours'),
+                            ('recent', 'here', 2, 'old', now() - interval '3 hours', now() - interval '10 minutes')
+                        """), logger: fleet.fixture.logger)
+            _ = try await fleet.start("a")
+            try await fleet.waitUntil("the ghost is forgotten", timeout: .seconds(30), poll: .milliseconds(200)) {
+                try await fleet.fixture.scalar("SELECT count(*) FROM {schema}.relays WHERE id = 'ghost'", as: Int64.self) == 0
+            }
+            #expect(try await fleet.fixture.scalar("SELECT count(*) FROM {schema}.relays WHERE id = 'recent'", as: Int64.self) == 1)
+            try await fleet.drainAndStop(expectingExitZero: ["a"])
         }
     }
 

@@ -556,8 +556,16 @@ final class Fleet: @unchecked Sendable {
     /// Waits until the outbox is empty, then SIGTERMs every running relay and expects exit 0 from
     /// those named.
     func drainAndStop(expectingExitZero named: [String], timeout: Duration = .seconds(Int64(ProcessInfo.processInfo.environment["FLEET_DRAIN_TIMEOUT"] ?? "") ?? 60)) async throws {
-        try await waitUntil("the outbox is drained", timeout: timeout, poll: .milliseconds(200)) {
-            try await pending() == 0
+        do {
+            try await waitUntil("the outbox is drained", timeout: timeout, poll: .milliseconds(200)) {
+                try await pending() == 0
+            }
+        } catch {
+            // What each relay was doing, for the failure report (CI keeps nothing else).
+            let owners = (try? await owners()).map { "\($0)" } ?? "unknown"
+            let pending = (try? await pending()).map { "\($0)" } ?? "unknown"
+            let logs = relays.map { id, relay in "--- \(id) (last lines):\n\(relay.standardError.suffix(2500))" }.joined(separator: "\n")
+            throw Failure(message: "\(error); \(pending) pending, lanes held \(owners)\n\(logs)")
         }
         let expected = Set(named.compactMap { names[$0] })
         for id in relays.keys {

@@ -52,10 +52,15 @@ struct DeadlineTests {
         }
     }
 
-    @Test func cancellingTheCallerReleasesItFromAnOperationThatNeverAnswers() async throws {
+    /// Both the deadline and the deadline-less wait (the LISTEN connection) let their caller go
+    /// at once when it is cancelled, even from an operation that never answers.
+    @Test(arguments: [true, false])
+    func cancellingTheCallerReleasesItFromAnOperationThatNeverAnswers(withALimit: Bool) async throws {
         let never = NeverAnswers()
         let task = Task {
-            try await withDeadline(.seconds(3600), "a dead connection") { await never.wait() }
+            withALimit
+                ? try await withDeadline(.seconds(3600), "a dead connection") { await never.wait() }
+                : try await abandoningOnCancellation { await never.wait() }
         }
         try await Task.sleep(for: .milliseconds(50))
         task.cancel()

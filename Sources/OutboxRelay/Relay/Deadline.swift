@@ -40,6 +40,23 @@ func withDeadline<T: Sendable>(
     }
 }
 
+/// Runs `operation` until it returns or the caller is cancelled, whichever comes first: a wait
+/// with no deadline of its own (a LISTEN connection) that must still never hold up a shutdown
+/// when its peer stopped answering. The operation is cancelled and abandoned on cancellation.
+func abandoningOnCancellation<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    let call = AbandonableCall<T>()
+    let work = Task {
+        do { call.finish(.success(try await operation())) } catch { call.finish(.failure(error)) }
+    }
+    return try await withTaskCancellationHandler {
+        try await call.value()
+    } onCancel: {
+        if call.finish(.failure(CancellationError())) {
+            work.cancel()
+        }
+    }
+}
+
 /// A result that whoever comes first delivers, exactly once, to one waiter — the building block of
 /// every wait the relay must be able to give up (a statement, a wedged batch loop).
 ///

@@ -4,6 +4,10 @@ import PostgresNIO
 /// LISTENs on the outbox's channel and rings the doorbell for every notification, so an idle relay
 /// publishes a new message within milliseconds instead of at the next poll. The poll stays as the
 /// fallback: a lost connection or a missed notification only costs up to one poll interval.
+///
+/// The LISTEN connection has no deadline (it waits for notifications by design), so it is held
+/// abandonably: on cancellation the relay walks away from it at once, even when its link went
+/// silent and PostgresNIO's cancellation of the listen would never be answered.
 struct NotificationListener: Sendable {
     let client: PostgresClient
     let channel: String
@@ -12,13 +16,16 @@ struct NotificationListener: Sendable {
 
     func run() async {
         while !Task.isCancelled {
+            let (client, channel, doorbell) = (self.client, self.channel, self.doorbell)
             do {
-                try await client.withConnection { connection in
-                    try await connection.listen(on: channel) { notifications in
-                        // Whatever was enqueued while we were not listening is found by this read.
-                        doorbell.ring()
-                        for try await _ in notifications {
+                try await abandoningOnCancellation {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: channel) { notifications in
+                            // Whatever was enqueued while we were not listening is found by this read.
                             doorbell.ring()
+                            for try await _ in notifications {
+                                doorbell.ring()
+                            }
                         }
                     }
                 }
