@@ -84,6 +84,7 @@ let package = Package(
                 "OutboxRelay",
                 "Outbox",
                 "OutboxEnvelope",
+                "OutboxTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,10 +96,12 @@ let package = Package(
             name: "OutboxRelayTests",
             dependencies: ["OutboxRelay", "Outbox", "OutboxEnvelope"]
         ),
-        // Test-only helpers shared by the integration tests (not a product): the fault proxy.
+        // Helpers the integration tests and the load test share (not a product): the fault proxy,
+        // child processes, the HTTP scrape, the ledger.
         .target(
             name: "OutboxTestSupport",
             dependencies: [
+                "OutboxRelay", "OutboxEnvelope",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

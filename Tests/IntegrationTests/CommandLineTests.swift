@@ -3,6 +3,7 @@ import Outbox
 import OutboxEnvelope
 import OutboxRelay
 import PostgresNIO
+import OutboxTestSupport
 import Testing
 
 /// The real `outbox-relay` binary: configuration errors, unreachable services, and a graceful

@@ -1,4 +1,5 @@
 import Foundation
+import OutboxTestSupport
 import Testing
 
 /// The real binary with configuration files: `config check`, precedence, every kind of bad

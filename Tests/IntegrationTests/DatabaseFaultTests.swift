@@ -292,8 +292,8 @@ import Testing
             if takeover == nil, try await fleet.lanesOwned(by: a) == 0 { takeover = ContinuousClock.now - blackholedAt }
             if let answer = try? HTTPGet.get(port: port, path: "/readyz"), answer.status == 503 { readyz = readyz ?? answer }
             if let metrics = try? HTTPGet.get(port: port, path: "/metrics") {
-                let databaseUp = HTTPEndpointTests.sample(RelayMetrics.Name.databaseUp, in: metrics.body)
-                let lanesOwned = HTTPEndpointTests.sample(RelayMetrics.Name.lanesOwned, in: metrics.body)
+                let databaseUp = HTTPGet.sample(RelayMetrics.Name.databaseUp, in: metrics.body)
+                let lanesOwned = HTTPGet.sample(RelayMetrics.Name.lanesOwned, in: metrics.body)
                 if databaseUp == 0 && lanesOwned == 0 { metricsSeen = (databaseUp, lanesOwned) }
             }
             if takeover != nil, readyz != nil, metricsSeen.databaseUp != nil,
@@ -555,7 +555,7 @@ import Testing
                 let lockedAt = ContinuousClock.now
                 var failedHealthz: String?
                 while ContinuousClock.now - lockedAt < .seconds(60) {
-                    let answer = try? HTTPGet.get(port: port, path: "/healthz", timeout: 1)
+                    let answer = try? HTTPGet.get(port: port, path: "/healthz", timeout: .seconds(1))
                     if let answer, answer.status == 503 { failedHealthz = answer.body }
                     // The endpoints are gone after the 503: the relay is on its way out.
                     if answer == nil, failedHealthz != nil { break }

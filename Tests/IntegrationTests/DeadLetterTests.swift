@@ -5,6 +5,7 @@ import Outbox
 import OutboxEnvelope
 import OutboxRelay
 import PostgresNIO
+import OutboxTestSupport
 import Testing
 
 #if canImport(Glibc)

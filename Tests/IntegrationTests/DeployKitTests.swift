@@ -1,6 +1,7 @@
 import Foundation
 import Outbox
 import OutboxRelay
+import OutboxTestSupport
 import Testing
 
 /// The operations kit under deploy/ cannot be run here (no container engine), so it is checked

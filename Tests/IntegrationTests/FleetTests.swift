@@ -3,6 +3,7 @@ import Logging
 import Outbox
 import OutboxEnvelope
 import PostgresNIO
+import OutboxTestSupport
 import Testing
 
 @_spi(Benchmark) @testable import OutboxRelay

@@ -1,6 +1,7 @@
 import Foundation
 import Outbox
 import OutboxRelay
+import OutboxTestSupport
 import Testing
 
 /// `/healthz`, `/metrics` and `/readyz` scraped from the real binary, and `/readyz` following a
@@ -49,15 +50,15 @@ import Testing
 
         let metrics = try HTTPGet.get(port: port, path: "/metrics")
         #expect(metrics.status == 200)
-        #expect((Self.sample(RelayMetrics.Name.published, in: metrics.body) ?? 0) >= Double(published), "\(metrics.body)")
+        #expect((HTTPGet.sample(RelayMetrics.Name.published, in: metrics.body) ?? 0) >= Double(published), "\(metrics.body)")
         for name in RelayMetrics.Name.alwaysPresent {
             #expect(metrics.body.contains(name), "\(name) missing from /metrics")
         }
         #expect(metrics.body.contains(#"outbox_relay_dead_lettered_total{reason="attempts_exhausted"} 0"#))
-        #expect(Self.sample(RelayMetrics.Name.brokerUp, in: metrics.body) == 1)
-        #expect(Self.sample(RelayMetrics.Name.databaseUp, in: metrics.body) == 1)
+        #expect(HTTPGet.sample(RelayMetrics.Name.brokerUp, in: metrics.body) == 1)
+        #expect(HTTPGet.sample(RelayMetrics.Name.databaseUp, in: metrics.body) == 1)
         let lanes = try await fixture.scalar("SELECT count(*) FROM {schema}.lanes", as: Int64.self)
-        #expect(Self.sample(RelayMetrics.Name.lanesOwned, in: metrics.body) == Double(lanes), "the only relay holds every lane")
+        #expect(HTTPGet.sample(RelayMetrics.Name.lanesOwned, in: metrics.body) == Double(lanes), "the only relay holds every lane")
 
         let ready = try await eventually("readyz is 200", context: context) {
             try? HTTPGet.get(port: port, path: "/readyz").status == 200 ? true : nil
@@ -73,7 +74,7 @@ import Testing
             }
             #expect(notReady.body.contains("broker unreachable since"), "\(notReady.body)")
             let duringOutage = try HTTPGet.get(port: port, path: "/metrics").body
-            #expect(Self.sample(RelayMetrics.Name.brokerUp, in: duringOutage) == 0)
+            #expect(HTTPGet.sample(RelayMetrics.Name.brokerUp, in: duringOutage) == 0)
             // The monitor samples every few seconds; the stuck message shows in the backlog gauge.
             let pendingLine = "\(RelayMetrics.Name.pendingMessages){topic=\"\(fixture.topic)\"} 1"
             try await eventually("the backlog gauge shows the waiting message", timeout: .seconds(20), context: context) {
@@ -98,20 +99,13 @@ import Testing
         // by default, passed long ago) and, with nobody competing, lost none.
         let leases = try await eventually("a lease renewal is counted", context: context) {
             let body = try? HTTPGet.get(port: port, path: "/metrics").body
-            return body.flatMap { (Self.sample(RelayMetrics.Name.leaseRenewals, in: $0) ?? 0) > 0 ? $0 : nil }
+            return body.flatMap { (HTTPGet.sample(RelayMetrics.Name.leaseRenewals, in: $0) ?? 0) > 0 ? $0 : nil }
         }
-        #expect((Self.sample(RelayMetrics.Name.lanesAcquired, in: leases) ?? 0) >= Double(lanes), "\(leases)")
-        #expect(Self.sample(RelayMetrics.Name.lanesLost, in: leases) == 0, "\(leases)")
+        #expect((HTTPGet.sample(RelayMetrics.Name.lanesAcquired, in: leases) ?? 0) >= Double(lanes), "\(leases)")
+        #expect(HTTPGet.sample(RelayMetrics.Name.lanesLost, in: leases) == 0, "\(leases)")
     }
 
     /// The value of an unlabelled sample line `name value` in Prometheus text.
-    static func sample(_ name: String, in text: String) -> Double? {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces))
-        }
-        return nil
-    }
-
     /// Polls `probe` every 250 ms until it returns a value; fails after `timeout`.
     @discardableResult
     private func eventually<T>(

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Outbox
 import PostgresNIO
+import OutboxTestSupport
 import Testing
 @testable import OutboxRelay
 

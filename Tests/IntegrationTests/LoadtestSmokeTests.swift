@@ -1,4 +1,5 @@
 import Foundation
+import OutboxTestSupport
 import Testing
 
 /// Seconds-long runs of every `outbox-loadtest` mode (no timing asserted): each tool path works end

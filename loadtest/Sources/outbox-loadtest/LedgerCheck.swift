@@ -1,6 +1,6 @@
 import Foundation
-import OutboxEnvelope
-@_spi(Benchmark) import OutboxRelay
+import OutboxRelay
+import OutboxTestSupport
 
 /// What the broker holds, checked against what was enqueued: the proof behind every figure.
 ///
@@ -19,29 +19,12 @@ struct LedgerCheck: Codable {
 
     var clean: Bool { lost == 0 && orderViolations == 0 }
 
+    /// The summary of the shared `Ledger` (the integration tests judge their runs with the same one).
     static func check(records: [ConsumedRecord], expectedIDs: Set<Int64>, deadLettered: Set<Int64>) throws -> LedgerCheck {
-        var seen = Set<Int64>()
-        var duplicates = 0
-        var foreign = 0
-        var violations = 0
-        var lastFirstByKey: [Data: Int64] = [:]
-        for record in records.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
-            let envelope = try Envelope(serializedBytes: record.value)
-            guard expectedIDs.contains(envelope.sequence) else {
-                foreign += 1
-                continue
-            }
-            guard seen.insert(envelope.sequence).inserted else {
-                duplicates += 1
-                continue
-            }
-            if let last = lastFirstByKey[envelope.key], last > envelope.sequence { violations += 1 }
-            lastFirstByKey[envelope.key] = envelope.sequence
-        }
-        let expected = expectedIDs.count
-        let lost = expectedIDs.count - seen.count - deadLettered.subtracting(seen).count
+        let ledger = try Ledger(records: records, expectedIDs: expectedIDs, deadLettered: deadLettered)
         return LedgerCheck(
-            expected: expected, consumed: records.count - foreign, unique: seen.count, lost: lost, duplicates: duplicates,
-            orderViolations: violations, deadLettered: deadLettered.count, foreign: foreign)
+            expected: expectedIDs.count, consumed: ledger.records - ledger.unexpectedRecords, unique: ledger.distinctPublished,
+            lost: ledger.lost.count, duplicates: ledger.duplicates, orderViolations: ledger.orderViolations.count,
+            deadLettered: deadLettered.count, foreign: ledger.unexpectedRecords)
     }
 }

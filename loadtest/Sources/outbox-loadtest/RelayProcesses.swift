@@ -1,4 +1,5 @@
 import Foundation
+import OutboxTestSupport
 
 /// The relays under test, as real `outbox-relay run` processes, each with its stderr in a log file
 /// of the results folder and its /metrics on a port of its own (`httpPortBase + index`).
@@ -6,7 +7,7 @@ import Foundation
 /// Relays are addressed by index so the chaos schedule can kill, stop, continue and restart one;
 /// a restarted relay keeps its name and port and appends to its log.
 final class RelayProcesses {
-    private var processes: [Int: pid_t] = [:]
+    private var processes: [Int: ChildProcess] = [:]
     private var exitCodes: [Int: Int32?] = [:]
     let count: Int
     let arguments: [String]
@@ -31,7 +32,7 @@ final class RelayProcesses {
 
     static func name(_ index: Int) -> String { "loadtest-relay-\(index)" }
 
-    var pids: [pid_t] { processes.keys.sorted().compactMap { processes[$0] } }
+    var pids: [pid_t] { processes.keys.sorted().compactMap { processes[$0]?.pid } }
 
     func port(_ index: Int) -> Int? { httpPortBase > 0 ? httpPortBase + index : nil }
 
@@ -39,7 +40,7 @@ final class RelayProcesses {
     /// no endpoints): how each relay's share is measured without trusting anything but the relay.
     func publishedTotals() -> [Double?] {
         (0..<count).map { index in
-            port(index).flatMap { MetricsScraper.value(of: "outbox_relay_published_total", port: $0) }
+            port(index).flatMap { Self.metric("outbox_relay_published_total", port: $0) }
         }
     }
 
@@ -49,55 +50,51 @@ final class RelayProcesses {
 
     func start(_ index: Int) throws {
         let log = logDirectory.appendingPathComponent("relay-\(index).log").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let binary = Self.relayBinary
         let http = port(index).map { "127.0.0.1:\($0)" } ?? "off"
-        let argv: [UnsafeMutablePointer<CChar>?] =
-            ([binary, "run", "--relay-id", Self.name(index), "--http-address", http] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        do {
+            processes[index] = try ChildProcess(
+                Self.relayBinary, ["run", "--relay-id", Self.name(index), "--http-address", http] + arguments,
+                environment: environment, log: log)
+        } catch {
+            throw LoadtestError("\(error); build it: swift build -c release")
         }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, binary, &actions, nil, argv, envp)
-        guard result == 0 else { throw LoadtestError("cannot start \(binary) (errno \(result)); build it: swift build -c release") }
-        processes[index] = pid
+    }
+
+    /// The value of an unlabelled metric at 127.0.0.1:`port`/metrics, nil when the relay does not
+    /// answer within 200 ms (polled about once a second per relay).
+    static func metric(_ name: String, port: Int) -> Double? {
+        guard let response = try? HTTPGet.get(port: port, path: "/metrics", timeout: .milliseconds(200)), response.status == 200
+        else { return nil }
+        return HTTPGet.sample(name, in: response.body)
     }
 
     /// Sends `signal` to relay `index`; after SIGKILL the process is reaped and forgotten.
     func signal(_ index: Int, _ signal: Int32) {
-        guard let pid = processes[index] else { return }
-        kill(pid, signal)
+        guard let process = processes[index] else { return }
         if signal == SIGKILL {
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
+            process.kill()
             processes[index] = nil
             exitCodes[index] = .some(nil)
+        } else {
+            process.signal(signal)
         }
     }
 
     /// Whether relay `index` has a process that has not exited (an exited one is reaped).
     func isRunning(_ index: Int) -> Bool {
-        guard let pid = processes[index] else { return false }
-        var status: Int32 = 0
-        guard waitpid(pid, &status, WNOHANG) == pid else { return true }
+        guard let process = processes[index] else { return false }
+        guard let code = process.exitCodeIfExited() else { return true }
         processes[index] = nil
-        exitCodes[index] = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        exitCodes[index] = code
         return false
     }
 
     /// SIGTERM to relay `index` and waits for it (a relay settles its batch and releases its lanes).
     func terminate(_ index: Int, grace: Duration = .seconds(30)) async -> Int32? {
-        guard let pid = processes[index] else { return nil }
-        kill(pid, SIGCONT)  // a stopped relay cannot handle SIGTERM
-        kill(pid, SIGTERM)
-        let code = await Self.wait(pid, grace: grace)
+        guard let process = processes[index] else { return nil }
+        process.signal(SIGCONT)  // a stopped relay cannot handle SIGTERM
+        process.signal(SIGTERM)
+        let code = await process.wait(timeout: grace)
         processes[index] = nil
         exitCodes[index] = code
         return code
@@ -111,28 +108,6 @@ final class RelayProcesses {
 
     /// Peak of the relays' resident memory right now (VmRSS, KiB).
     func residentKilobytes() -> Int {
-        pids.map(Self.residentKilobytes).max() ?? 0
-    }
-
-    private static func wait(_ pid: pid_t, grace: Duration) async -> Int32? {
-        let deadline = ContinuousClock.now + grace
-        var status: Int32 = 0
-        while ContinuousClock.now < deadline {
-            if waitpid(pid, &status, WNOHANG) == pid {
-                return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        kill(pid, SIGKILL)
-        _ = waitpid(pid, &status, 0)
-        return nil
-    }
-
-    static func residentKilobytes(_ pid: pid_t) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-        }
-        return 0
+        processes.values.map(\.residentKilobytes).max() ?? 0
     }
 }

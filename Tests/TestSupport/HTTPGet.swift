@@ -8,24 +8,26 @@ import Darwin
 private let streamSocket = SOCK_STREAM
 #endif
 
-/// A tiny blocking HTTP/1.1 client over a POSIX socket, for scraping the relay's endpoints in tests
-/// (loopback IPv4 only; `Connection: close`, so the body is everything after the headers).
-enum HTTPGet {
-    struct Response {
-        var status: Int
-        var body: String
+/// A tiny blocking HTTP/1.1 client over a POSIX socket, for scraping the relay's endpoints from
+/// the integration tests and the load test (loopback IPv4 only; `Connection: close`, so the body is
+/// everything after the headers): cheap enough not to need an HTTP client dependency.
+public enum HTTPGet {
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: String
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    /// GET `path` from 127.0.0.1:`port`, waiting at most `timeout` seconds for each socket call.
-    static func get(port: Int, path: String, timeout: Int = 5) throws -> Response {
+    /// GET `path` from 127.0.0.1:`port`, waiting at most `timeout` for each socket call.
+    public static func get(port: Int, path: String, timeout: Duration = .seconds(5)) throws -> Response {
         let fd = socket(AF_INET, streamSocket, 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(fd) }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        let (seconds, attoseconds) = timeout.components
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = loopback(port: port)
@@ -56,7 +58,7 @@ enum HTTPGet {
     }
 
     /// A port that was free a moment ago (bound to port 0, then closed): good enough for tests.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, streamSocket, 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(fd) }
@@ -70,6 +72,14 @@ enum HTTPGet {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// The value of an unlabelled sample in a Prometheus text exposition.
+    public static func sample(_ name: String, in text: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
     }
 
     private static func loopback(port: Int) -> sockaddr_in {
