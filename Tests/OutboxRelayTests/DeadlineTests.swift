@@ -37,6 +37,21 @@ struct DeadlineTests {
         never.release()
     }
 
+    @Test func anOperationWhoseConnectionIsLostIsAbandonedBeforeTheDeadline() async throws {
+        let never = NeverAnswers()
+        let abandoned = Count()
+        let started = ContinuousClock.now
+        await #expect(throws: ConnectionClosedUnderStatement.self) {
+            try await withDeadline(
+                .seconds(3600), "a statement on a closed connection", onAbandon: { abandoned.increment() },
+                isLost: { ContinuousClock.now - started > .milliseconds(100) }
+            ) { await never.wait() }
+        }
+        #expect(ContinuousClock.now - started < .seconds(60))
+        #expect(abandoned.current == 1)
+        never.release()
+    }
+
     @Test func aTimelyResultIsReturnedAndNothingIsAbandoned() async throws {
         let abandoned = Count()
         let value = try await withDeadline(.seconds(10), "a quick one", onAbandon: { abandoned.increment() }) { 42 }

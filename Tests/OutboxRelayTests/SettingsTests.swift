@@ -1,4 +1,5 @@
 import Outbox
+import PostgresNIO
 import Testing
 @testable import OutboxRelay
 
@@ -107,6 +108,9 @@ import Testing
         #expect(parameters["tcp_user_timeout"] == "20000")
         #expect(parameters["client_connection_check_interval"] == "2000")
         #expect(parameters["application_name"] == "outbox-relay")
+        let client = DatabaseSessionBounds().applied(to: try! DatabaseURL("postgres://u@h/db").clientConfiguration())
+        #expect(client.options.keepAliveBehavior == nil, "the pool's undeadlined ping is off")
+        #expect(client.options.additionalStartupParameters.contains { $0.0 == "lock_timeout" })
     }
 
     @Test func missingDatabaseURLSaysHowToSetIt() {

@@ -13,9 +13,14 @@ import Synchronization
 /// and *abandoned*: it may still finish in the background, and its result is dropped (every write
 /// of the relay is fenced and idempotent, so a late one is harmless). `onAbandon` runs once when
 /// that happens, so the caller can count it and close the connection it was on.
+///
+/// `isLost`, when given, is asked four times a second while the operation runs: once it says the
+/// operation can no longer succeed (its connection closed under it), the caller gets
+/// ``ConnectionClosedUnderStatement`` at once instead of waiting out the deadline.
 @discardableResult
 func withDeadline<T: Sendable>(
     _ limit: Duration, _ what: String, onAbandon: @escaping @Sendable () -> Void = {},
+    isLost: (@Sendable () -> Bool)? = nil,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let call = AbandonableCall<T>()
@@ -23,9 +28,22 @@ func withDeadline<T: Sendable>(
         do { call.finish(.success(try await operation())) } catch { call.finish(.failure(error)) }
     }
     let timer = Task {
-        try? await Task.sleep(for: limit)
+        let deadline = ContinuousClock.now + limit
+        var reason: any Error = DeadlineExceeded(what: what, limit: limit)
+        if let isLost {
+            while ContinuousClock.now < deadline {
+                try? await Task.sleep(for: min(.milliseconds(250), deadline - ContinuousClock.now))
+                guard !Task.isCancelled else { return }
+                if isLost() {
+                    reason = ConnectionClosedUnderStatement(what: what)
+                    break
+                }
+            }
+        } else {
+            try? await Task.sleep(for: limit)
+        }
         guard !Task.isCancelled else { return }
-        if call.finish(.failure(DeadlineExceeded(what: what, limit: limit))) {
+        if call.finish(.failure(reason)) {
             work.cancel()
             onAbandon()
         }
@@ -107,6 +125,14 @@ final class AbandonableCall<T: Sendable>: Sendable {
             if let early { continuation.resume(with: early) }
         }
     }
+}
+
+/// A statement the relay gave up on because its connection closed while it waited: PostgresNIO
+/// 1.33 may never answer such a statement (see `withDeadline`), so waiting for the deadline would
+/// only cost time.
+public struct ConnectionClosedUnderStatement: Error, CustomStringConvertible, Sendable {
+    public var what: String
+    public var description: String { "the connection closed under \(what); abandoned it" }
 }
 
 /// A wait the relay gave up on: the peer did not answer within `limit`.

@@ -56,10 +56,19 @@ public struct DatabaseSessionBounds: Sendable, Equatable {
         ]
     }
 
-    /// `configuration` with these bounds added to its startup parameters.
+    /// `configuration` with these bounds added to its startup parameters, and without the pool's
+    /// own keep-alive ping.
+    ///
+    /// PostgresNIO 1.33 runs that ping (`SELECT 1` on a connection idle for 30 s) with no deadline,
+    /// and the connection stays out of the pool while it runs: one ping swallowed by a silent link
+    /// holds a pool slot for good, and a few such faults leave the relay no connection to lease.
+    /// The relay's statements are bounded and close their connection when abandoned, the server's
+    /// TCP keepalive ends backends whose client vanished, and the pool closes idle connections
+    /// after a minute: together they cover what the ping was for.
     public func applied(to configuration: PostgresClient.Configuration) -> PostgresClient.Configuration {
         var configuration = configuration
         configuration.options.additionalStartupParameters += startupParameters
+        configuration.options.keepAliveBehavior = nil
         return configuration
     }
 }
