@@ -132,7 +132,7 @@ import Testing
                             // matching row): a real row, rescheduled again and again.
                             let updated = try await store.retry(
                                 [RetryDecision(id: messageID, delayMilliseconds: 0, error: "x")],
-                                leases: n % 2 == 0 ? descending : ascending, logger: logger)
+                                leases: n % 2 == 0 ? descending : ascending, logger: logger).rows
                             guard updated == 1 else { throw Fleet.Failure(message: "the fenced write matched \(updated) rows") }
                             n += 1
                         }
@@ -510,6 +510,43 @@ import Testing
             #expect(ledger.lost.isEmpty, "\(ledger)")
             #expect(ledger.orderViolations.isEmpty, "\(ledger)")
             #expect(ledger.duplicates == 0, "the delivered batch was settled later, not published again: \(ledger)")
+        }
+    }
+
+    /// Lanes taken behind a relay's back (by SQL, mid-backlog) while its next renewal is far off:
+    /// its fenced ack then matches fewer lanes than it holds. The relay drops those lanes at once
+    /// (the fence tells it which), so at most the batch in flight is published twice — before, it
+    /// read and published the stolen lanes' rows again on every batch until the renewal (10 s).
+    @Test func lanesTakenBehindARelaysBackCostAtMostOneBatchOfDuplicates() async throws {
+        try await Fleet.with { fleet in
+            let a = try await fleet.start("a", extra: ["--lease-ttl", "30s", "--renew-interval", "10s"])
+            try await fleet.waitUntil("a holds every lane", timeout: .seconds(60)) { try await fleet.lanesOwned(by: a) == 256 }
+            let expected = try await fleet.enqueue(60_000, keys: 300)
+            try await fleet.waitUntil("the drain is under way", timeout: .seconds(120)) { try await fleet.pending() <= 57_000 }
+            let s = fleet.fixture.schema.rawValue
+            try await fleet.fixture.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE \(s).lanes SET owner = 'thief', epoch = epoch + 1, lease_expires_at = now() + interval '1 hour'
+                        WHERE lane < 128
+                        """), logger: fleet.fixture.logger)
+            // Long enough for many batches of a's other lanes, well short of its next renewal.
+            try await Task.sleep(for: .seconds(3))
+            let stolenPending = try await fleet.fixture.scalar("SELECT count(*) FROM {schema}.messages WHERE lane < 128", as: Int64.self)
+            try await fleet.fixture.client.query(
+                PostgresQuery(unsafeSQL: "UPDATE \(s).lanes SET owner = NULL, lease_expires_at = NULL WHERE owner = 'thief'"),
+                logger: fleet.fixture.logger)
+            try await fleet.drainAndStop(expectingExitZero: ["a"], timeout: .seconds(90))
+            let ledger = try await fleet.ledger(expected)
+            let log = fleet.relays[a]?.standardError ?? ""
+            fleet.measure(
+                "lanes-stolen", "128 of 256 lanes taken by SQL for 3 s mid-drain (renewal every 10 s): \(stolenPending) rows of them"
+                    + " pending just before they were given back; \(ledger)")
+            #expect(log.contains("taken over behind this relay's back"), "\(log.suffix(2000))")
+            #expect(stolenPending > 0, "the stolen lanes were not published meanwhile")
+            #expect(ledger.lost.isEmpty, "\(ledger)")
+            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            #expect(ledger.duplicates <= FleetTests.batchSize, "at most the batch in flight: \(ledger)")
         }
     }
 

@@ -333,19 +333,19 @@ import Testing
             #expect(zip(oldLeases.sorted { $0.lane < $1.lane }, newLeases.sorted { $0.lane < $1.lane }).allSatisfy { $1.epoch == $0.epoch + 1 })
 
             #expect(try await old.renew(oldLeases, ttl: .seconds(30), logger: fixture.logger).isEmpty)
-            #expect(try await old.ack(ids: ids, leases: oldLeases, logger: fixture.logger) == 0)
-            #expect(try await old.retry(ids.map { RetryDecision(id: $0, delayMilliseconds: 10, error: "late") }, leases: oldLeases, logger: fixture.logger) == 0)
+            #expect(try await old.ack(ids: ids, leases: oldLeases, logger: fixture.logger).rows == 0)
+            #expect(try await old.retry(ids.map { RetryDecision(id: $0, delayMilliseconds: 10, error: "late") }, leases: oldLeases, logger: fixture.logger).rows == 0)
             #expect(
                 try await old.deadLetter(
                     ids.map { DeadLetterDecision(id: $0, reason: .brokerRejected, error: "late", attempts: 1) }, leases: oldLeases,
-                    logger: fixture.logger) == 0)
+                    logger: fixture.logger).rows == 0)
             try await old.release(oldLeases, logger: fixture.logger)
             #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.lanes WHERE owner = 'new'", as: Int64.self) == 256)
             #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.messages WHERE attempts = 0", as: Int64.self) == 50)
             #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.dead_letters", as: Int64.self) == 0)
             // Even the new owner's old epoch of one lane is fenced: epochs, not names, decide.
-            #expect(try await new.ack(ids: ids, leases: newLeases.map { LaneLease(lane: $0.lane, epoch: $0.epoch - 1) }, logger: fixture.logger) == 0)
-            #expect(try await new.ack(ids: ids, leases: newLeases, logger: fixture.logger) == 50)
+            #expect(try await new.ack(ids: ids, leases: newLeases.map { LaneLease(lane: $0.lane, epoch: $0.epoch - 1) }, logger: fixture.logger).rows == 0)
+            #expect(try await new.ack(ids: ids, leases: newLeases, logger: fixture.logger).rows == 50)
             #expect(try await old.releaseAllOwned(logger: fixture.logger) == 0)
             #expect(try await new.releaseAllOwned(logger: fixture.logger) == 256)
         }

@@ -86,7 +86,7 @@ import Testing
             let batch = try await store.readBatch(lanes: leases.map(\.lane), limit: 100, logger: logger)
             #expect(batch.count == 7)
             let first = try #require(batch.first)
-            #expect(try await store.retry([RetryDecision(id: first.id, delayMilliseconds: 0, error: "test")], leases: leases, logger: logger) == 1)
+            #expect(try await store.retry([RetryDecision(id: first.id, delayMilliseconds: 0, error: "test")], leases: leases, logger: logger).rows == 1)
             try await store.release(leases, logger: logger)
             #expect(try await store.releaseAllOwned(logger: logger) == 0)
             try await store.deregister(logger: logger)

@@ -43,7 +43,7 @@ public enum CeilingProbes {
             while true {
                 let rows = try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
                 if rows.isEmpty { break }
-                moved += try await store.ack(ids: rows.map(\.id), leases: leases, logger: logger)
+                moved += try await store.ack(ids: rows.map(\.id), leases: leases, logger: logger).rows
             }
         } catch {
             _ = try? await store.releaseAllOwned(logger: logger)

@@ -227,9 +227,6 @@ struct BatchPipeline: Sendable {
             }
         }
 
-        // Only lanes still held, by epoch and by the local deadline, may be written (see `settle`);
-        // a read-ahead of lanes that left is dropped below.
-        let writable = table.stillValid(leases, now: .now)
         var settlement = Settlement(leases: leases, delivered: delivered.map(\.id), deadLetters: deadLetters, retries: retries)
         do {
             try await settle(&settlement)
@@ -254,7 +251,9 @@ struct BatchPipeline: Sendable {
         // After a retry the read-ahead may hold later messages of the retried key: read afresh,
         // so the database's retry hold applies. Lanes that left during the batch are dropped.
         let next: ReadAhead? =
-            if retries.isEmpty, writable.count == leases.count, let aheadBatch, !aheadBatch.rows.isEmpty {
+            if retries.isEmpty, settlement.lostLanes.isEmpty, table.stillValid(leases, now: .now).count == leases.count,
+                let aheadBatch, !aheadBatch.rows.isEmpty
+            {
                 aheadBatch
             } else {
                 nil
@@ -264,42 +263,62 @@ struct BatchPipeline: Sendable {
 
     /// Runs the statements `settlement` still owes on the lanes still held (by epoch and local
     /// deadline; the others' rows stay for their new owner), clearing each part as it lands.
+    ///
+    /// A lane that does not pass a statement's fence was taken over behind this relay's back
+    /// (before its next renewal could tell): it is dropped from the lease table at once and the
+    /// settlement marked, so the caller reads nothing ahead and no later batch reads that lane —
+    /// otherwise its rows, never deleted by the fenced ack, would be published again batch after
+    /// batch until the renewal.
     func settle(_ settlement: inout Settlement) async throws {
-        let writable = table.stillValid(settlement.leases, now: .now)
+        var writable = table.stillValid(settlement.leases, now: .now)
         if writable.count < settlement.leases.count {
             logger.warning(
                 "lease ran out during a batch; leaving its rows to the next owner",
                 metadata: ["lanes": "\(Set(settlement.leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
             settlement.leases = writable
         }
+        func checkFence(_ write: FencedWrite) {
+            let lost = Set(writable.map(\.lane)).subtracting(write.lanesHeld)
+            guard !lost.isEmpty else { return }
+            table.remove(Array(lost))
+            metrics.lanesLost.increment(by: lost.count)
+            settlement.lostLanes.formUnion(lost)
+            writable = writable.filter { !lost.contains($0.lane) }
+            settlement.leases = writable
+            logger.warning(
+                "lanes were taken over behind this relay's back; dropped them (their rows are the new owner's)",
+                metadata: ["lanes": "\(lost.sorted())"])
+        }
         guard !writable.isEmpty else {
-            settlement = Settlement(leases: [], delivered: [], deadLetters: [], retries: [])
+            settlement.clear()
             return
         }
         if !settlement.delivered.isEmpty {
-            try await store.ack(ids: settlement.delivered, leases: writable, logger: logger)
+            checkFence(try await store.ack(ids: settlement.delivered, leases: writable, logger: logger))
             settlement.delivered = []
             table.recordPipelineProgress()
         }
-        if !settlement.deadLetters.isEmpty {
+        if !settlement.deadLetters.isEmpty, !writable.isEmpty {
             let deadLetters = settlement.deadLetters
             let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
+            checkFence(moved)
             settlement.deadLetters = []
             table.recordPipelineProgress()
             logger.warning(
                 "moved poison messages to the dead-letter table",
                 metadata: [
-                    "count": "\(moved)",
+                    "count": "\(moved.rows)",
                     "reasons": "\(Dictionary(grouping: deadLetters, by: \.reason.rawValue).mapValues(\.count))",
                 ])
         }
-        if !settlement.retries.isEmpty {
+        if !settlement.retries.isEmpty, !writable.isEmpty {
             let retries = settlement.retries
-            try await store.retry(retries, leases: writable, logger: logger)
+            checkFence(try await store.retry(retries, leases: writable, logger: logger))
             settlement.retries = []
             table.recordPipelineProgress()
             logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
         }
+        if writable.isEmpty { settlement.clear() }
     }
 
     /// Outages in a row with the broker answering at once before the producer is replaced.

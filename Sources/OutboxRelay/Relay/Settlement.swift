@@ -11,8 +11,17 @@ struct Settlement: Sendable {
     var delivered: [Int64]
     var deadLetters: [DeadLetterDecision]
     var retries: [RetryDecision]
+    /// Lanes a fenced write found taken over behind the relay's back (dropped from the lease table).
+    var lostLanes: Set<Int16> = []
 
     var isDone: Bool { delivered.isEmpty && deadLetters.isEmpty && retries.isEmpty }
+
+    /// Nothing more to write (the lanes are gone: their rows are the next owner's).
+    mutating func clear() {
+        delivered = []
+        deadLetters = []
+        retries = []
+    }
 }
 
 /// A settle statement failed; `remaining` is what is still owed.

@@ -17,6 +17,10 @@ import PostgresNIO
 ///
 /// Every statement runs through one `BoundedDatabase`: none can keep its caller past the deadline,
 /// whatever happens to its connection.
+///
+/// Each fenced write also answers which of the lanes it was given passed the fence
+/// (``FencedWrite/lanesHeld``): a lane missing there was taken over behind the relay's back, and
+/// the relay drops it at once instead of reading (and publishing) it again until its next renewal.
 struct RelayStore: Sendable {
     let database: BoundedDatabase
     let schema: SchemaName
@@ -139,36 +143,36 @@ struct RelayStore: Sendable {
         }
     }
 
-    /// Deletes delivered messages of lanes still held with the given epochs; returns rows deleted.
+    /// Deletes delivered messages of lanes still held with the given epochs.
     @discardableResult
-    func ack(ids: [Int64], leases: [LaneLease], logger: Logger) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
+    func ack(ids: [Int64], leases: [LaneLease], logger: Logger) async throws -> FencedWrite {
+        guard !ids.isEmpty else { return FencedWrite(rows: 0, lanesHeld: Set(leases.map(\.lane))) }
         var binds = fence(leases)
         binds.append(ids)
-        return try await count("acknowledging a batch", PostgresQuery(unsafeSQL: sql.ack, binds: binds), logger: logger)
+        return try await fencedWrite("acknowledging a batch", PostgresQuery(unsafeSQL: sql.ack, binds: binds), logger: logger)
     }
 
-    /// Schedules failed messages again with their backoff; returns rows updated.
+    /// Schedules failed messages again with their backoff.
     @discardableResult
-    func retry(_ decisions: [RetryDecision], leases: [LaneLease], logger: Logger) async throws -> Int {
-        guard !decisions.isEmpty else { return 0 }
+    func retry(_ decisions: [RetryDecision], leases: [LaneLease], logger: Logger) async throws -> FencedWrite {
+        guard !decisions.isEmpty else { return FencedWrite(rows: 0, lanesHeld: Set(leases.map(\.lane))) }
         var binds = fence(leases)
         binds.append(decisions.map(\.id))
         binds.append(decisions.map(\.delayMilliseconds))
         binds.append(decisions.map { Self.clip($0.error) })
-        return try await count("scheduling retries", PostgresQuery(unsafeSQL: sql.retry, binds: binds), logger: logger)
+        return try await fencedWrite("scheduling retries", PostgresQuery(unsafeSQL: sql.retry, binds: binds), logger: logger)
     }
 
-    /// Moves poison messages to the dead-letter table in one statement; returns rows moved.
+    /// Moves poison messages to the dead-letter table in one statement.
     @discardableResult
-    func deadLetter(_ decisions: [DeadLetterDecision], leases: [LaneLease], logger: Logger) async throws -> Int {
-        guard !decisions.isEmpty else { return 0 }
+    func deadLetter(_ decisions: [DeadLetterDecision], leases: [LaneLease], logger: Logger) async throws -> FencedWrite {
+        guard !decisions.isEmpty else { return FencedWrite(rows: 0, lanesHeld: Set(leases.map(\.lane))) }
         var binds = fence(leases)
         binds.append(decisions.map(\.id))
         binds.append(decisions.map(\.reason.rawValue))
         binds.append(decisions.map { Self.clip($0.error) })
         binds.append(decisions.map(\.attempts))
-        return try await count("dead-lettering", PostgresQuery(unsafeSQL: sql.deadLetter, binds: binds), logger: logger)
+        return try await fencedWrite("dead-lettering", PostgresQuery(unsafeSQL: sql.deadLetter, binds: binds), logger: logger)
     }
 
     /// Whether the outbox holds no message at all (used by `run --stop-when-drained`).
@@ -197,6 +201,15 @@ struct RelayStore: Sendable {
         }
     }
 
+    private func fencedWrite(_ what: String, _ query: PostgresQuery, logger: Logger) async throws -> FencedWrite {
+        try await database.rows(what, query, logger: logger) { rows in
+            for try await (count, lanes) in rows.decode((Int64, [Int16]).self) {
+                return FencedWrite(rows: Int(count), lanesHeld: Set(lanes))
+            }
+            return FencedWrite(rows: 0, lanesHeld: [])
+        }
+    }
+
     private func execute(_ what: String, _ query: PostgresQuery, limit: Duration? = nil, logger: Logger) async throws {
         try await database.rows(what, query, limit: limit, logger: logger) { rows in
             for try await _ in rows {}
@@ -207,6 +220,13 @@ struct RelayStore: Sendable {
     private static func clip(_ text: String) -> String {
         text.count <= 2000 ? text : String(text.prefix(2000)) + "…"
     }
+}
+
+/// What a fenced write did: rows written, and the lanes that passed the fence (held by this relay
+/// with the epochs given).
+struct FencedWrite: Sendable, Equatable {
+    var rows: Int
+    var lanesHeld: Set<Int16>
 }
 
 extension RelayStore {
@@ -284,7 +304,7 @@ extension RelayStore {
                     DELETE FROM \(s).messages m
                     WHERE m.id = ANY($4) AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING 1)
-                SELECT count(*) FROM done
+                SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence)
                 """
             retry = """
                 WITH \(fence),
@@ -296,7 +316,7 @@ extension RelayStore {
                     FROM unnest($4::int8[], $5::int8[], $6::text[]) AS x(id, delay_ms, error)
                     WHERE m.id = x.id AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING 1)
-                SELECT count(*) FROM done
+                SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence)
                 """
             deadLetter = """
                 WITH \(fence),
@@ -313,7 +333,7 @@ extension RelayStore {
                            created_at, attempts, reason, error, $1
                     FROM moved
                     RETURNING 1)
-                SELECT count(*) FROM inserted
+                SELECT (SELECT count(*) FROM inserted), ARRAY(SELECT lane FROM fence)
                 """
             isEmpty = "SELECT NOT EXISTS (SELECT 1 FROM \(s).messages)"
         }
