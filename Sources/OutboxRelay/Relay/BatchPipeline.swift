@@ -286,7 +286,7 @@ struct BatchPipeline: Sendable {
             writable = writable.filter { !lost.contains($0.lane) }
             settlement.leases = writable
             logger.warning(
-                "lanes were taken over behind this relay's back; dropped them (their rows are the new owner's)",
+                "lost lane leases: a fenced write found them taken over behind this relay's back; dropped them (their rows are the new owner's)",
                 metadata: ["lanes": "\(lost.sorted())"])
         }
         guard !writable.isEmpty else {
