@@ -103,10 +103,6 @@ public final class RelayHealth: Sendable {
         state.withLock { $0.stalledFor = silence }
     }
 
-    /// Liveness: false once the batch loop was found wedged (the relay is on its way out and its
-    /// supervisor should restart it if it does not exit by itself).
-    public var isLive: Bool { state.withLock { $0.stalledFor == nil } }
-
     func beginShutdown() {
         state.withLock { $0.shuttingDown = true }
     }
@@ -138,8 +134,9 @@ public enum Readiness: Sendable, Equatable {
     }
 
     /// Ready when the batch loop is turning, the database answered recently, the lease keeper's
-    /// statements answer, publishing is not paused for a broker outage, and the relay holds lanes — or holds none only because every lane is held by another relay
-    /// (the fleet's fair share left nothing for it: it stands by to take over).
+    /// statements answer, publishing is not paused for a broker outage, and the relay holds lanes —
+    /// or holds none only because every lane is held by another relay (the fleet's fair share left
+    /// nothing for it: it stands by to take over).
     ///
     /// Checked in that order, so the reason names the most basic dependency that is missing.
     public static func evaluate(_ health: RelayHealth.Snapshot, now: ContinuousClock.Instant, databaseStaleAfter: Duration) -> Readiness {

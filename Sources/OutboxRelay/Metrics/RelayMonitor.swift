@@ -41,26 +41,25 @@ struct RelayMonitor: Sendable {
     }
 
     func sample() async {
-        metrics.lanesOwned.record(table.count)
         metrics.kafkaQueueDepth.record(producers.current.outstandingCount)
+        var free: Int?
         do {
-            let (backlog, free) = try await query(holdingLaneZero: table.holds(lane: 0))
-            // Read again: the keeper may have self-fenced lanes while the query ran.
-            let held = table.count
-            metrics.lanesOwned.record(held)
+            let (backlog, freeLanes) = try await query(holdingLaneZero: table.holds(lane: 0))
+            free = freeLanes
             health.databaseAnswered()
-            health.lanes(held: held, free: free)
             metrics.databaseUp.record(1)
             // Not the counting relay (any more): its topics read 0, so `max` shows the counter's.
             metrics.backlog(backlog ?? [])
         } catch {
             health.databaseFailed(String(reflecting: error))
-            let held = table.count
-            metrics.lanesOwned.record(held)
-            health.lanes(held: held, free: nil)
             metrics.databaseUp.record(0)
             logger.debug("monitor query failed", metadata: ["error": "\(String(reflecting: error))"])
         }
+        // Counted after the query, which may have taken up to an interval: the keeper may have
+        // self-fenced lanes meanwhile.
+        let held = table.count
+        metrics.lanesOwned.record(held)
+        health.lanes(held: held, free: free)
         let brokerDown = health.snapshot.brokerOutageSince != nil
         metrics.brokerUp.record(brokerDown ? 0 : 1)
     }

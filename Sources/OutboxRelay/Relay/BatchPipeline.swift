@@ -76,11 +76,7 @@ struct BatchPipeline: Sendable {
             table.recordPipelineProgress()
             do {
                 if var settlement = owed {
-                    do {
-                        try await settle(&settlement)
-                    } catch {
-                        throw SettlementFailed(remaining: settlement, underlying: error)
-                    }
+                    try await settle(&settlement)
                     owed = nil
                     health.databaseAnswered()
                     databaseBackoff.reset()
@@ -228,11 +224,7 @@ struct BatchPipeline: Sendable {
         }
 
         var settlement = Settlement(leases: leases, delivered: delivered.map(\.id), deadLetters: deadLetters, retries: retries)
-        do {
-            try await settle(&settlement)
-        } catch {
-            throw SettlementFailed(remaining: settlement, underlying: error)
-        }
+        try await settle(&settlement)
         logger.debug(
             "batch settled",
             metadata: [
@@ -269,7 +261,17 @@ struct BatchPipeline: Sendable {
     /// settlement marked, so the caller reads nothing ahead and no later batch reads that lane —
     /// otherwise its rows, never deleted by the fenced ack, would be published again batch after
     /// batch until the renewal.
+    ///
+    /// Throws ``SettlementFailed`` with what is still owed when a statement fails.
     func settle(_ settlement: inout Settlement) async throws {
+        do {
+            try await settleStatements(&settlement)
+        } catch {
+            throw SettlementFailed(remaining: settlement, underlying: error)
+        }
+    }
+
+    private func settleStatements(_ settlement: inout Settlement) async throws {
         var writable = table.stillValid(settlement.leases, now: .now)
         if writable.count < settlement.leases.count {
             logger.warning(

@@ -24,9 +24,6 @@ func withDeadline<T: Sendable>(
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let call = AbandonableCall<T>()
-    let work = Task {
-        do { call.finish(.success(try await operation())) } catch { call.finish(.failure(error)) }
-    }
     let timer = Task {
         let deadline = ContinuousClock.now + limit
         var reason: any Error = DeadlineExceeded(what: what, limit: limit)
@@ -43,35 +40,34 @@ func withDeadline<T: Sendable>(
             try? await Task.sleep(for: limit)
         }
         guard !Task.isCancelled else { return }
-        if call.finish(.failure(reason)) {
-            work.cancel()
-            onAbandon()
-        }
+        if call.finish(.failure(reason)) { onAbandon() }
     }
     defer { timer.cancel() }
-    return try await withTaskCancellationHandler {
-        try await call.value()
-    } onCancel: {
-        if call.finish(.failure(CancellationError())) {
-            work.cancel()
-        }
-    }
+    return try await firstResult(of: call, running: operation)
 }
 
 /// Runs `operation` until it returns or the caller is cancelled, whichever comes first: a wait
 /// with no deadline of its own (a LISTEN connection) that must still never hold up a shutdown
 /// when its peer stopped answering. The operation is cancelled and abandoned on cancellation.
 func abandoningOnCancellation<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    let call = AbandonableCall<T>()
+    try await firstResult(of: AbandonableCall(), running: operation)
+}
+
+/// Runs `operation` in a task of its own and waits for whoever finishes `call` first: the
+/// operation, a timer, another part of the relay (the watchdog) or the caller's cancellation. The
+/// operation is cancelled as soon as the caller goes on (a no-op when it was the one to finish);
+/// if it ignores that, it is abandoned and its late result dropped.
+func firstResult<T: Sendable>(
+    of call: AbandonableCall<T>, running operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
     let work = Task {
         do { call.finish(.success(try await operation())) } catch { call.finish(.failure(error)) }
     }
+    defer { work.cancel() }
     return try await withTaskCancellationHandler {
         try await call.value()
     } onCancel: {
-        if call.finish(.failure(CancellationError())) {
-            work.cancel()
-        }
+        call.finish(.failure(CancellationError()))
     }
 }
 

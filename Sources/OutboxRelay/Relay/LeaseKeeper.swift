@@ -75,7 +75,9 @@ struct LeaseKeeper: Sendable {
     /// wedged process does not heal by waiting. Returns whether the pipeline is stalled.
     func watchPipeline(wasStalled: Bool) async -> Bool {
         let silence = table.timeSincePipelineProgress()
-        let limit = configuration.pipelineStallLimit ?? configuration.resolvedStallLimit(messageTimeout: .seconds(30))
+        // The relay service resolves the limit from its producer; a keeper driven on its own assumes
+        // librdkafka's default delivery timeout.
+        let limit = configuration.resolvedStallLimit(messageTimeout: .seconds(30))
         let stalled = silence > limit
         if stalled && !wasStalled {
             logger.critical(
@@ -100,14 +102,15 @@ struct LeaseKeeper: Sendable {
         // self-fence every lane for a table the lanes do not need). Without a fresh count the
         // keeper neither claims nor releases this tick; it only renews.
         var live: Int?
+        var failure: String?
         do {
             live = try await store.heartbeat(
                 host: identity.host, pid: identity.pid, version: identity.version,
                 liveWithin: configuration.leaseTTL, limit: limit, logger: logger)
         } catch {
+            failure = "heartbeat failed: \(String(reflecting: error))"
             logger.warning("heartbeat failed; renewing only", metadata: ["error": "\(String(reflecting: error))"])
         }
-        var failure: String?
         do {
             let attempted = table.all
             if !attempted.isEmpty {
@@ -121,8 +124,6 @@ struct LeaseKeeper: Sendable {
             }
             if let live {
                 balance = try await rebalance(live: live, validUntil: validUntil, limit: limit)
-            } else {
-                failure = "heartbeat failed"
             }
         } catch {
             failure = "lease renewal failed: \(String(reflecting: error))"

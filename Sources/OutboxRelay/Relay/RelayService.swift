@@ -42,7 +42,8 @@ public struct RelayService: Service {
 
     public func run() async throws {
         var resolved = self.configuration
-        resolved.pipelineStallLimit = resolved.resolvedStallLimit(messageTimeout: producerConfiguration.messageTimeout)
+        let stallLimit = resolved.resolvedStallLimit(messageTimeout: producerConfiguration.messageTimeout)
+        resolved.pipelineStallLimit = stallLimit
         let configuration = resolved
         let table = LeaseTable()
         let doorbell = Doorbell()
@@ -55,7 +56,7 @@ public struct RelayService: Service {
             logger: logger, metrics: metrics)
         configuredKeeper.health = health
         configuredKeeper.onStall = { silence in
-            pipelineEnd.finish(.failure(RelayStalled(silence: silence, limit: configuration.pipelineStallLimit ?? silence)))
+            pipelineEnd.finish(.failure(RelayStalled(silence: silence, limit: stallLimit)))
         }
         let keeper = configuredKeeper
         let producers = try ProducerSlot(configuration: producerConfiguration, logger: logger)
@@ -69,7 +70,8 @@ public struct RelayService: Service {
         let listener = NotificationListener(
             client: client, channel: configuration.schema.notificationChannel, doorbell: doorbell, logger: logger)
 
-        let version = try await database.run("reading the schema version", logger: logger) { _ in
+        // Two statements of the Migrator's own on the pool: bounded as a whole, no connection leased for them.
+        let version = try await withDeadline(configuration.statementDeadline, "reading the schema version") { [logger] in
             try await Migrator(schema: configuration.schema).currentVersion(client: client, logger: logger)
         }
         guard version == Migrator.latestVersion else {
@@ -88,16 +90,11 @@ public struct RelayService: Service {
             // The pipeline runs in a task of its own that this service can walk away from: should
             // one of its awaits outlive every bound (a wedge nobody foresaw), the watchdog ends
             // the wait below instead of leaving a live process that publishes nothing.
-            let ended = await withGracefulShutdownHandler {
-                let work = Task {
-                    await pipeline.run()
-                    pipelineEnd.finish(.success(()))
-                }
-                return await withTaskCancellationHandler {
-                    do { return Result<Void, any Error>.success(try await pipelineEnd.value()) } catch { return .failure(error) }
-                } onCancel: {
-                    work.cancel()
-                    pipelineEnd.finish(.failure(CancellationError()))
+            let ended = await withGracefulShutdownHandler { () -> Result<Void, any Error> in
+                do {
+                    return .success(try await firstResult(of: pipelineEnd) { await pipeline.run() })
+                } catch {
+                    return .failure(error)
                 }
             } onGracefulShutdown: {
                 health.beginShutdown()

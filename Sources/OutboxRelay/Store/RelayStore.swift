@@ -27,8 +27,6 @@ struct RelayStore: Sendable {
     let relayID: String
     private let sql: SQL
 
-    var client: PostgresClient { database.client }
-
     init(database: BoundedDatabase, schema: SchemaName, relayID: String) {
         self.database = database
         self.schema = schema
