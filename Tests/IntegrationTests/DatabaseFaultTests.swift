@@ -282,10 +282,7 @@ import Testing
         let b = try await fleet.start("b")
         let c = try await fleet.start("c")
         let context = { "relay a stderr: \(fleet.relays[a]?.standardError.suffix(3000) ?? "")" }
-        try await fleet.waitUntil("three relays share the lanes", timeout: .seconds(60)) {
-            let owners = try await fleet.owners()
-            return owners.count == 3 && owners.values.allSatisfy { $0 >= 84 } && owners.values.reduce(0, +) == 256
-        }
+        try await fleet.waitUntilBalanced(3)
         var expected = try await fleet.enqueue(30_000, keys: 300)
         try await fleet.waitUntil("the drain is under way", timeout: .seconds(120)) { try await fleet.pending() <= 28_000 }
         let heldBefore = try await fleet.lanesOwned(by: a)
@@ -361,10 +358,7 @@ import Testing
             "a", extra: ["--http-address", "127.0.0.1:\(port)", "--lease-ttl", "6s", "--renew-interval", "2s"], databasePort: proxy.port)
         let b = try await fleet.start("b")
         let context = { "relay a stderr: \(fleet.relays[a]?.standardError.suffix(3000) ?? "")" }
-        try await fleet.waitUntil("two relays share the lanes", timeout: .seconds(60)) {
-            let owners = try await fleet.owners()
-            return owners.count == 2 && owners.values.reduce(0, +) == 256
-        }
+        try await fleet.waitUntilBalanced(2)
         proxy.set(.latency(.milliseconds(200)))
         var expected = try await fleet.enqueue(5_000, keys: 200)
         try await Task.sleep(for: .seconds(8))
@@ -422,9 +416,7 @@ import Testing
             let port = try HTTPGet.freePort()
             let a = try await fleet.start("a", extra: ["--http-address", "127.0.0.1:\(port)", "--database-lock-timeout", "500ms"])
             let context = { "relay stderr: \(fleet.relays[a]?.standardError.suffix(3000) ?? "")" }
-            try await fleet.waitUntil("the relay is ready", timeout: .seconds(60)) {
-                (try? HTTPGet.get(port: port, path: "/readyz"))?.body.hasPrefix("ok: holds 256") == true
-            }
+            try await fleet.waitUntilReadyHoldingEveryLane(port: port)
             var expected = try await fleet.enqueue(2_000, keys: 100)
             let (notReady, lockedFor) = try await fleet.fixture.client.withTransaction(logger: fleet.fixture.logger) {
                 connection -> (String, Duration) in
@@ -451,9 +443,7 @@ import Testing
             }
             let releasedAt = ContinuousClock.now
             expected.merge(try await fleet.enqueue(1_000, keys: 100, first: 2_000)) { $1 }
-            try await fleet.waitUntil("the relay is ready again", timeout: .seconds(60)) {
-                (try? HTTPGet.get(port: port, path: "/readyz"))?.body.hasPrefix("ok: holds 256") == true
-            }
+            try await fleet.waitUntilReadyHoldingEveryLane(port: port)
             let readyAfter = ContinuousClock.now - releasedAt
             try await fleet.drainAndStop(expectingExitZero: ["a"])
             let ledger = try await fleet.ledger(expected)
@@ -477,9 +467,7 @@ import Testing
         try await Fleet.with { fleet in
             let port = try HTTPGet.freePort()
             let a = try await fleet.start("a", extra: ["--http-address", "127.0.0.1:\(port)", "--database-lock-timeout", "500ms"])
-            try await fleet.waitUntil("the relay is ready", timeout: .seconds(60)) {
-                (try? HTTPGet.get(port: port, path: "/readyz"))?.body.hasPrefix("ok: holds 256") == true
-            }
+            try await fleet.waitUntilReadyHoldingEveryLane(port: port)
             // Paused while the rows arrive and one of them is locked, so the relay reads them only then.
             fleet.signal(a, SIGSTOP)
             let expected = try await fleet.enqueue(300, keys: 30)
@@ -587,9 +575,7 @@ import Testing
                     "--database-lock-timeout", "60s",
                 ])
             guard let relay = fleet.relays[a] else { throw Fleet.Failure(message: "relay a did not start") }
-            try await fleet.waitUntil("the relay is ready", timeout: .seconds(60)) {
-                (try? HTTPGet.get(port: port, path: "/readyz"))?.body.hasPrefix("ok: holds 256") == true
-            }
+            try await fleet.waitUntilReadyHoldingEveryLane(port: port)
             let (expected, healthz, exitCode, exitedAfter) = try await fleet.fixture.client.withTransaction(logger: fleet.fixture.logger) {
                 connection -> ([Int64: String], String?, Int32?, Duration) in
                 for try await _ in try await connection.query(

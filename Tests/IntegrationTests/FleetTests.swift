@@ -431,11 +431,24 @@ final class Fleet: @unchecked Sendable {
             try await start(x, ownRole: ownRole, logLevel: logLevel), try await start(y, ownRole: ownRole, logLevel: logLevel),
             try await start(z, ownRole: ownRole, logLevel: logLevel)
         )
-        try await waitUntil("three relays share the lanes", timeout: .seconds(60)) {
-            let owners = try await owners()
-            return owners.count == 3 && owners.values.allSatisfy { $0 >= 84 } && owners.values.reduce(0, +) == 256
-        }
+        try await waitUntilBalanced(3)
         return ids
+    }
+
+    /// Waits until `count` relays hold every lane between them, each within two lanes of its fair
+    /// share (84 of 256 for three).
+    func waitUntilBalanced(_ count: Int) async throws {
+        try await waitUntil("\(count) relays share the lanes", timeout: .seconds(60)) {
+            let owners = try await owners()
+            return owners.count == count && owners.values.allSatisfy { $0 >= 256 / count - 1 } && owners.values.reduce(0, +) == 256
+        }
+    }
+
+    /// Waits until the only relay, serving its endpoints on `port`, says it is ready holding every lane.
+    func waitUntilReadyHoldingEveryLane(port: Int) async throws {
+        try await waitUntil("the relay is ready", timeout: .seconds(60)) {
+            (try? HTTPGet.get(port: port, path: "/readyz"))?.body.hasPrefix("ok: holds 256") == true
+        }
     }
 
     /// Enqueues `count` messages with keys interleaved (`key-(n % keys)`, n counting on from
