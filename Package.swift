@@ -38,6 +38,8 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // Tests only: librdkafka's mock cluster, for deterministic broker faults.
+        .systemLibrary(name: "CRdKafkaMock", path: "Tests/CRdKafkaMock"),
         .target(
             name: "OutboxEnvelope",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
@@ -110,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka", "OutboxTestSupport",
+                "OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka", "CRdKafkaMock", "OutboxTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -94,10 +94,13 @@ struct OutboxFixture: Sendable {
     }
 
     /// Runs one in-process relay until the outbox is empty (`stopWhenDrained`).
-    func drain(_ configuration: RelayConfiguration, messageTimeout: Duration = .seconds(10)) async throws {
+    func drain(
+        _ configuration: RelayConfiguration, messageTimeout: Duration = .seconds(10), brokers: String = TestServices.brokers,
+        kafkaProperties: [String: String] = [:]
+    ) async throws {
         let relay = RelayService(
             configuration: configuration, client: client,
-            kafka: KafkaProducerConfiguration(bootstrapServers: TestServices.brokers, messageTimeout: messageTimeout),
+            kafka: KafkaProducerConfiguration(bootstrapServers: brokers, properties: kafkaProperties, messageTimeout: messageTimeout),
             identity: RelayIdentity(host: "test", pid: ProcessInfo.processInfo.processIdentifier, version: "test"),
             logger: logger)
         try await relay.run()
@@ -118,8 +121,8 @@ struct OutboxFixture: Sendable {
 
     struct FixtureError: Error { var message: String }
 
-    func readTopic(_ topic: String? = nil) async throws -> [ConsumedRecord] {
+    func readTopic(_ topic: String? = nil, brokers: String = TestServices.brokers) async throws -> [ConsumedRecord] {
         try await KafkaTopicReader.readAll(
-            topic: topic ?? self.topic, bootstrapServers: TestServices.brokers, timeout: .seconds(60), logger: logger)
+            topic: topic ?? self.topic, bootstrapServers: brokers, timeout: .seconds(60), logger: logger)
     }
 }
