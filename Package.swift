@@ -96,7 +96,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxRelayTests",
-            dependencies: ["OutboxRelay", "Outbox", "OutboxEnvelope"]
+            dependencies: ["OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka"]
         ),
         // Helpers the integration tests and the load test share (not a product): the fault proxy,
         // child processes, the HTTP scrape, the ledger.

@@ -104,6 +104,7 @@ import Testing
             }
         ) { run in
             let ledger = try await run.ledger()
+            Measurements.record("broker-fault", "\(#function): \(ledger)")
             #expect(ledger.lost.isEmpty, "\(ledger)")
             #expect(ledger.orderViolations.isEmpty, "\(ledger)")
             #expect(try await run.deadLetterReasons().isEmpty, "an outage is not poison")
@@ -120,6 +121,7 @@ import Testing
             before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION]) }
         ) { run in
             let ledger = try await run.ledger()
+            Measurements.record("broker-fault", "\(#function): \(ledger)")
             #expect(ledger.lost.isEmpty, "\(ledger)")
             #expect(ledger.orderViolations.isEmpty, "\(ledger)")
             #expect(try await run.deadLetterReasons().isEmpty)
@@ -138,6 +140,7 @@ import Testing
             }
         ) { run in
             let ledger = try await run.ledger()
+            Measurements.record("broker-fault", "\(#function): \(ledger)")
             #expect(ledger.lost.isEmpty, "\(ledger)")
             #expect(ledger.orderViolations.isEmpty, "\(ledger)")
             #expect(try await run.deadLetterReasons().isEmpty, "a timeout is not poison")
@@ -152,6 +155,7 @@ import Testing
             before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), RD_KAFKA_RESP_ERR_INVALID_RECORD]) }
         ) { run in
             let ledger = try await run.ledger()
+            Measurements.record("broker-fault", "\(#function): \(ledger)")
             let reasons = try await run.deadLetterReasons()
             #expect(ledger.lost.isEmpty, "\(ledger)")
             #expect(ledger.orderViolations.isEmpty, "\(ledger)")

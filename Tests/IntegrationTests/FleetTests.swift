@@ -653,15 +653,7 @@ final class Fleet: @unchecked Sendable {
 
     /// Appends a measurement to /tmp/fleet-measurements.txt (timings are reported, not asserted).
     func measure(_ scenario: String, _ text: String) {
-        let line = "\(Date()) [\(scenario)] \(text)\n"
-        let path = "/tmp/fleet-measurements.txt"
-        if let handle = FileHandle(forWritingAtPath: path) {
-            handle.seekToEndOfFile()
-            handle.write(Data(line.utf8))
-            try? handle.close()
-        } else {
-            _ = FileManager.default.createFile(atPath: path, contents: Data(line.utf8))
-        }
+        Measurements.record(scenario, text)
     }
 
     struct Failure: Error, CustomStringConvertible {

@@ -126,3 +126,19 @@ struct OutboxFixture: Sendable {
             topic: topic ?? self.topic, bootstrapServers: brokers, timeout: .seconds(60), logger: logger)
     }
 }
+
+/// Figures the fault tests observe (never assert), one line per scenario, in
+/// `/tmp/fleet-measurements.txt`: what closing notes and the README quote.
+enum Measurements {
+    static func record(_ scenario: String, _ text: String) {
+        let line = "\(Date()) [\(scenario)] \(text)\n"
+        let path = "/tmp/fleet-measurements.txt"
+        if let handle = FileHandle(forWritingAtPath: path) {
+            handle.seekToEndOfFile()
+            handle.write(Data(line.utf8))
+            try? handle.close()
+        } else {
+            _ = FileManager.default.createFile(atPath: path, contents: Data(line.utf8))
+        }
+    }
+}

@@ -29,7 +29,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_SCHEMA", "database.schema", "outbox", "schema holding the outbox tables ([a-z_][a-z0-9_]*, checked)"),
         ("OUTBOX_KAFKA_BROKERS", "kafka.brokers", "(required for run, peek)", "bootstrap servers, host:port[,host:port] (a list in a file)"),
         ("OUTBOX_KAFKA_PROPERTIES", "kafka.properties", "", "extra librdkafka properties: name=value separated by commas or newlines (env), repeat --kafka-property (flag), a map of name: value (file)"),
-        ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "kafka.message_timeout", "30s", "how long librdkafka tries to deliver before reporting failure, 1s-1h"),
+        ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "kafka.message_timeout", "30s", "how long the relay waits for delivery reports before giving up on a batch (purged, retried after the outage), 1s-1h"),
         ("OUTBOX_RELAY_ID", "relay.id", "host-pid-random", "this relay's unique name, at most 200 bytes"),
         ("OUTBOX_SOURCE", "relay.source", "outbox", "envelope source and id prefix"),
         ("OUTBOX_BATCH_SIZE", "batch.size", "1000", "messages per batch, 1-10000"),

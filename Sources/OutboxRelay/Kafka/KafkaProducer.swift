@@ -70,8 +70,31 @@ public final class KafkaProducer: Sendable {
     /// The fatal error that made this producer unusable, if one happened: recreate the producer.
     public var fatalError: DeliveryError? { handle.context.fatalError }
 
-    /// Produces all records asynchronously and returns once every delivery report is in,
-    /// one result per record in the same order. Never throws: failures are per record.
+    /// Produces all records and returns once every delivery report is in, one result per record in
+    /// the same order, giving up ``KafkaProducerConfiguration/messageTimeout`` after the call.
+    /// See ``send(_:until:abandonWhen:)``.
+    public func send(_ records: [KafkaRecord]) async -> [Result<Void, DeliveryError>] {
+        await send(records, until: .now + configuration.messageTimeout, abandonWhen: { nil }).results
+    }
+
+    /// Produces all records and returns once every delivery report is in, one result per record in
+    /// the same order. Never throws: failures are per record.
+    ///
+    /// **Giving up without gaps.** librdkafka's own delivery timeout fails queued records one by one
+    /// by their enqueue time and then writes the ones behind them when the broker is back ("1, 4, 5"
+    /// in its INTRODUCTION.md): a later message of a key published, an earlier one failed. So
+    /// librdkafka is configured never to time out first (``KafkaProducerConfiguration/librdkafkaMessageTimeout``);
+    /// the relay gives up itself, once `deadline` passes or `abandonWhen` names a reason (checked
+    /// every 100 ms: a lane lease running out), by purging everything still queued or in flight in
+    /// one step (`rd_kafka_purge`) and enqueueing nothing more. Per partition what was delivered is
+    /// then a prefix of what was sent, and everything after it failed (`_PURGE_QUEUE`,
+    /// `_PURGE_INFLIGHT`, or not enqueued: all outage class). A purged in-flight request may still
+    /// be appended by the broker; it is the next one after the delivered prefix, so that is a
+    /// duplicate, not a reorder (the idempotent producer's sequence numbers refuse a later request
+    /// without the earlier one).
+    ///
+    /// The purge covers the whole producer, which is right for the relay: it has one batch in
+    /// flight at a time, and this is that batch.
     ///
     /// - A full local queue (`_QUEUE_FULL`) does not fail a record: the call waits (1 ms steps) and retries,
     ///   unless the task is cancelled or the producer is closing, in which case the records not yet enqueued fail
@@ -79,13 +102,21 @@ public final class KafkaProducer: Sendable {
     /// - Local failures (invalid topic name → `TOPIC_EXCEPTION`, larger than `message.max.bytes` →
     ///   `MSG_SIZE_TOO_LARGE`, fatal producer → `_FATAL`) become that record's failure; the others proceed.
     /// - After ``close(flushTimeout:)`` every record fails with `_DESTROY` (outage).
-    public func send(_ records: [KafkaRecord]) async -> [Result<Void, DeliveryError>] {
-        if records.isEmpty { return [] }
+    public func send(
+        _ records: [KafkaRecord], until deadline: ContinuousClock.Instant, abandonWhen: @escaping @Sendable () -> String?
+    ) async -> SendReport {
+        if records.isEmpty { return SendReport(results: [], gaveUp: nil) }
         let batch = DeliveryBatch.make(count: records.count)
         guard let rk = handle.beginSend(batch) else {
             let error = DeliveryError(code: RD_KAFKA_RESP_ERR__DESTROY.rawValue, context: "the producer is closed")
-            return Array(repeating: .failure(error), count: records.count)
+            return SendReport(results: Array(repeating: .failure(error), count: records.count), gaveUp: nil)
         }
+        let timeout = configuration.messageTimeout
+        @Sendable func reasonToGiveUp() -> SendReport.GaveUp? {
+            if ContinuousClock.now >= deadline { return .deliveryTimeout(timeout) }
+            return abandonWhen().map(SendReport.GaveUp.abandoned)
+        }
+        var gaveUp: SendReport.GaveUp?
         // Rare path only: messages of records that failed before reaching librdkafka's queue.
         var localErrors: [Int: DeliveryError] = [:]
         func failLocally(_ index: Int, _ code: rd_kafka_resp_err_t, _ context: String) {
@@ -111,13 +142,19 @@ public final class KafkaProducer: Sendable {
                 index += 1
             case RD_KAFKA_RESP_ERR__QUEUE_FULL:
                 let closing = handle.isClosing
-                if closing || Task.isCancelled {
-                    let why = closing ? "the producer is closing" : "the sending task was cancelled"
-                    let code = closing ? RD_KAFKA_RESP_ERR__DESTROY : RD_KAFKA_RESP_ERR__QUEUE_FULL
+                let giveUp = closing || Task.isCancelled ? nil : reasonToGiveUp()
+                if closing || Task.isCancelled || giveUp != nil {
+                    let why = closing ? "the producer is closing" : giveUp.map(\.description) ?? "the sending task was cancelled"
+                    let code = closing ? RD_KAFKA_RESP_ERR__DESTROY : giveUp != nil ? RD_KAFKA_RESP_ERR__PURGE_QUEUE : RD_KAFKA_RESP_ERR__QUEUE_FULL
                     for rest in index..<records.count {
                         failLocally(rest, code, "not enqueued: the local queue was full and \(why)")
                     }
                     index = records.count
+                    if let giveUp {
+                        // What is queued ahead of the records left out goes too: no gap.
+                        gaveUp = giveUp
+                        Self.purgeOutstanding(rk)
+                    }
                 } else {
                     // Delivery reports free room; the poll thread serves them meanwhile.
                     try? await Task.sleep(for: .milliseconds(1))
@@ -133,9 +170,41 @@ public final class KafkaProducer: Sendable {
         }
         handle.endUse()
 
+        // Unstructured only because `DeliveryBatch` is not Sendable and cannot be awaited from a
+        // child task; the watcher never outlives this call (cancelled and awaited below).
+        let watcher: Task<SendReport.GaveUp?, Never>? =
+            gaveUp != nil ? nil
+            : Task { [handle] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    if Task.isCancelled { return nil }
+                    guard let reason = reasonToGiveUp() else { continue }
+                    guard let rk = handle.beginUse() else { return nil }
+                    Self.purgeOutstanding(rk)
+                    handle.endUse()
+                    return reason
+                }
+                return nil
+            }
         await batch.waitForAll()
+        watcher?.cancel()
+        if let reason = await watcher?.value { gaveUp = reason }
         handle.unregister(batch)
-        return results(of: batch, records: records, localErrors: localErrors)
+        let results = results(of: batch, records: records, localErrors: localErrors)
+        if let reason = gaveUp, results.contains(where: { if case .failure = $0 { true } else { false } }) {
+            logger.warning(
+                "gave up waiting for delivery reports; purged what was still queued or in flight",
+                metadata: ["reason": "\(reason)"])
+            return SendReport(results: results, gaveUp: reason)
+        }
+        return SendReport(results: results, gaveUp: nil)
+    }
+
+    /// Fails every record still queued or in flight, at once (`_PURGE_QUEUE`, `_PURGE_INFLIGHT`);
+    /// their delivery reports follow on the poll thread. Blocks only while librdkafka empties its
+    /// internal queues.
+    private static func purgeOutstanding(_ rk: KafkaHandlePointer) {
+        _ = rd_kafka_purge(rk.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
     }
 
     /// Cheap reachability probe (metadata request with a short timeout): used to wait out a broker outage.

@@ -9,8 +9,10 @@ public struct KafkaProducerConfiguration: Sendable {
     /// Pass-through librdkafka properties (the user's `kafka.*` settings, TLS, SASL, ...), applied after defaults.
     /// Values of sensitive properties (see ``KafkaSecretProperties``) are never logged or echoed in errors.
     public var properties: [String: String]
-    /// `message.timeout.ms`: how long librdkafka keeps trying one record before reporting `_MSG_TIMED_OUT`
-    /// (classified as an outage). Also bounds how long ``KafkaProducer/send(_:)`` can wait.
+    /// The delivery timeout: how long ``KafkaProducer/send(_:until:abandonWhen:)`` waits for delivery
+    /// reports by default before it purges what is outstanding (an outage). librdkafka's own
+    /// `message.timeout.ms` is set longer (``librdkafkaMessageTimeout``) so it never fails records
+    /// first: its timeouts leave gaps, the purge does not.
     public var messageTimeout: Duration
 
     public init(bootstrapServers: String, properties: [String: String] = [:], messageTimeout: Duration = .seconds(30)) {
@@ -57,10 +59,14 @@ public struct KafkaProducerConfiguration: Sendable {
     public var librdkafkaProperties: [(name: String, value: String)] {
         var result: [(name: String, value: String)] = [("bootstrap.servers", bootstrapServers)]
         result += Self.defaultProperties
-        result.append(("message.timeout.ms", String(Self.milliseconds(messageTimeout))))
+        result.append(("message.timeout.ms", String(Self.milliseconds(librdkafkaMessageTimeout))))
         result += properties.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         return result
     }
+
+    /// librdkafka's `message.timeout.ms`: a backstop only, well past the relay's own deadline (the
+    /// delivery timeout, or a lease running out sooner) so the relay's purge always comes first.
+    public var librdkafkaMessageTimeout: Duration { messageTimeout * 2 + .seconds(60) }
 
     /// Checks every property against librdkafka without creating a client (no network), so configuration errors
     /// surface at start-up with the property's name.

@@ -154,17 +154,18 @@ struct BatchPipeline: Sendable {
         let rows = entries.map(\.row)
 
         var records: [KafkaRecord] = []
-        var produced: [PendingMessage] = []
-        var deadLetters: [DeadLetterDecision] = []
+        var rowResults: [(row: PendingMessage, result: SettlePlan.RowResult)] = []
+        var recordRows: [Int] = []  // the index in rowResults of each record
         records.reserveCapacity(rows.count)
-        produced.reserveCapacity(rows.count)
+        rowResults.reserveCapacity(rows.count)
         for (row, built) in entries {
             switch built ?? builder.build(row) {
             case .record(let record, _):
+                recordRows.append(rowResults.count)
                 records.append(record)
-                produced.append(row)
+                rowResults.append((row, .delivered))
             case .poison(let reason, let error):
-                deadLetters.append(DeadLetterDecision(id: row.id, reason: reason, error: error, attempts: row.attempts))
+                rowResults.append((row, .poison(reason, error)))
             }
         }
 
@@ -185,44 +186,33 @@ struct BatchPipeline: Sendable {
             return ReadAhead(leases: leases, rows: next, built: next.map(builder.build))
         }
         async let ahead: ReadAhead? = full ? readNext() : nil
-        let results = records.isEmpty ? [] : await producers.current.send(records)
+        // Publishing is fenced like writing: the send gives up (purging what librdkafka still
+        // holds, see `KafkaProducer.send(_:until:abandonWhen:)`) as soon as a lane of the batch
+        // is about to pass its local deadline or was lost to a renewal, so nothing of a lane
+        // reaches the broker once another relay may own it.
+        let (table, producer) = (self.table, producers.current)
+        let report =
+            records.isEmpty
+            ? SendReport(results: [], gaveUp: nil)
+            : await producer.send(
+                records, until: .now + producer.configuration.messageTimeout,
+                abandonWhen: {
+                    let valid = table.stillValid(leases, now: .now + Self.publishFenceLead)
+                    guard valid.count < leases.count else { return nil }
+                    return "lane lease running out: \(Set(leases).subtracting(valid).map(\.lane).sorted())"
+                })
         table.recordPipelineProgress()
-        let producedAt = clock.now
-
-        var delivered: [PendingMessage] = []
-        var retries: [RetryDecision] = []
-        var outage: DeliveryError?
-        delivered.reserveCapacity(results.count)
-        for (row, result) in zip(produced, results) {
-            switch result {
-            case .success:
-                delivered.append(row)
-            case .failure(let error):
-                let attempts = Int(row.attempts) + 1
-                switch error.failureClass {
-                case .outage:
-                    outage = outage ?? error
-                case .permanent:
-                    deadLetters.append(
-                        DeadLetterDecision(
-                            id: row.id, reason: .brokerRejected, error: "\(error.name): \(error.message)",
-                            attempts: Int32(attempts)))
-                case .retriable where configuration.retry.isExhausted(afterAttempts: attempts):
-                    deadLetters.append(
-                        DeadLetterDecision(
-                            id: row.id, reason: .attemptsExhausted,
-                            error: "gave up after \(attempts) attempts; last error \(error.name): \(error.message)",
-                            attempts: Int32(attempts)))
-                case .retriable:
-                    retries.append(
-                        RetryDecision(
-                            id: row.id,
-                            delayMilliseconds: configuration.retry.delay(afterAttempt: attempts).milliseconds,
-                            error: "\(error.name): \(error.message)"))
-                }
-            }
+        let producedAtClock = clock.now
+        for (index, result) in zip(recordRows, report.results) {
+            if case .failure(let error) = result { rowResults[index].result = .failed(error) }
         }
-
+        let plan = SettlePlan(rowResults, retry: configuration.retry)
+        if !plan.heldBack.isEmpty {
+            logger.warning(
+                "delivered messages behind an earlier undelivered message of their key; leaving them to be published again after it",
+                metadata: ["count": "\(plan.heldBack.count)"])
+        }
+        let (delivered, retries, deadLetters) = (plan.delivered, plan.retries, plan.deadLetters)
         var settlement = Settlement(leases: leases, delivered: delivered.map(\.id), deadLetters: deadLetters, retries: retries)
         try await settle(&settlement)
         logger.debug(
@@ -230,21 +220,24 @@ struct BatchPipeline: Sendable {
             metadata: [
                 "read": "\(rows.count)", "delivered": "\(delivered.count)", "retried": "\(retries.count)",
                 "dead_lettered": "\(deadLetters.count)",
-                "read_ms": "\((read - started).milliseconds)", "produce_ms": "\((producedAt - read).milliseconds)",
-                "settle_ms": "\((clock.now - producedAt).milliseconds)",
+                "read_ms": "\((read - started).milliseconds)", "produce_ms": "\((producedAtClock - read).milliseconds)",
+                "settle_ms": "\((clock.now - producedAtClock).milliseconds)",
             ])
         metrics.batchSettled(
             read: rows.count, delivered: delivered, retried: retries.count, deadLettered: deadLetters.map(\.reason))
         // Awaited in every case, so the read-ahead never outlives its batch.
         let aheadBatch = await ahead
-        if let outage {
+        // A send given up because a lease ran out is not the broker's fault: the lanes left are
+        // read again at once (no read-ahead: the purged rows come first).
+        if case .abandoned = report.gaveUp { return (.settled, nil) }
+        if let outage = plan.outage {
             return (.brokerOutage("\(outage.name): \(outage.message)"), nil)
         }
         // After a retry the read-ahead may hold later messages of the retried key: read afresh,
         // so the database's retry hold applies. Lanes that left during the batch are dropped.
         let next: ReadAhead? =
-            if retries.isEmpty, settlement.lostLanes.isEmpty, table.stillValid(leases, now: .now).count == leases.count,
-                let aheadBatch, !aheadBatch.rows.isEmpty
+            if retries.isEmpty, plan.heldBack.isEmpty, settlement.lostLanes.isEmpty,
+                table.stillValid(leases, now: .now).count == leases.count, let aheadBatch, !aheadBatch.rows.isEmpty
             {
                 aheadBatch
             } else {
@@ -322,6 +315,11 @@ struct BatchPipeline: Sendable {
         }
         if writable.isEmpty { settlement.clear() }
     }
+
+    /// How long before a lane's local deadline its batch's send gives up: enough for the purge to
+    /// take effect before the deadline, which is itself a safety margin before the database lets
+    /// another relay take the lane.
+    static let publishFenceLead = Duration.milliseconds(250)
 
     /// Outages in a row with the broker answering at once before the producer is replaced.
     static let stuckProducerStrikes = 2
