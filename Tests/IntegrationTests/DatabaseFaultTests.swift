@@ -325,7 +325,8 @@ import Testing
                 + " \(takeover?.secondsText ?? "never")s (TTL \(FleetTests.leaseTTL), renew \(FleetTests.renewInterval)), b+c held \(othersDuring);"
                 + " /readyz \(readyz.map { "\($0.status) \($0.body.prefix(120).debugDescription)" } ?? "never 503");"
                 + " metrics database_up=0 lanes_owned=0 \(metricsSeen.databaseUp != nil ? "seen" : "not seen");"
-                + " a rejoined \(rejoined.secondsText)s after the heal; statements a abandoned: \(abandoned); \(ledger)")
+                + " a rejoined \(rejoined.secondsText)s after the heal; statements a abandoned: \(abandoned);"
+                + " stale publishes by a: \(ledger.stalePublishes(by: a).count); \(ledger)")
         #expect(takeover != nil, "a's lanes were taken over during the blackhole; \(context())")
         if let takeover {
             // TTL + one renew interval, plus a tick of the others and the polling (generous, not a timing test).
@@ -337,6 +338,9 @@ import Testing
         #expect(ledger.lost.isEmpty, "\(ledger)")
         #expect(ledger.orderViolations.isEmpty, "\(ledger)")
         #expect(ledger.deadLettered.isEmpty, "an outage is not poison")
+        // Publishing is fenced: nothing of a's last read reached the broker after b or c published its lanes.
+        let stale = ledger.stalePublishes(by: a)
+        #expect(stale.isEmpty, "a published \(stale.count) messages after another relay published later ones of their key: \(stale.prefix(5))")
     }
 
     // MARK: A slow link
@@ -395,7 +399,7 @@ import Testing
             "database-latency", "200 ms each way: a held \(heldWhileSlow) lanes, /readyz \(readyWhileSlow.trimmingCharacters(in: .newlines).debugDescription);"
                 + " 20 s each way: b held all 256 after \(takenOver.secondsText)s, a's /readyz \(notReady?.prefix(120).debugDescription ?? "-"),"
                 + " /healthz \(healthzWhileVerySlow.map(String.init) ?? "-"); a rejoined \(rejoined.secondsText)s after the heal;"
-                + " a published \(published); \(ledger)")
+                + " a published \(published), \(ledger.stalePublishes(by: a).count) of them stale; \(ledger)")
         #expect(heldWhileSlow > 0, "a kept lanes with 200 ms each way; \(context())")
         #expect(notReady != nil)
         #expect(healthzWhileVerySlow == 200, "slow is not wedged: /healthz stays ok")
@@ -403,6 +407,10 @@ import Testing
         #expect(ledger.lost.isEmpty, "\(ledger)")
         #expect(ledger.orderViolations.isEmpty, "\(ledger)")
         #expect(ledger.deadLettered.isEmpty)
+        // a's reads in flight when the link turned very slow complete long after b took its
+        // lanes over: publishing is fenced, so none of them reached the broker.
+        let stale = ledger.stalePublishes(by: a)
+        #expect(stale.isEmpty, "a published \(stale.count) messages after b published later ones of their key: \(stale.prefix(5))")
     }
 
     // MARK: A lock held by someone else

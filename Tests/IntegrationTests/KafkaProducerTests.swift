@@ -173,20 +173,28 @@ struct KafkaProducerTests {
         #expect(await producer.brokerIsReachable(timeout: .seconds(1)) == false)
     }
 
-    @Test("no broker: the probe says unreachable and records time out as outage, not poison")
+    @Test("no broker: the probe says unreachable and records are given up at the delivery timeout as outage, not poison")
     func noBroker() async throws {
         _ = try brokers()
         // Port 9 (discard) on loopback: nothing listens there.
         let producer = try makeProducer("127.0.0.1:9", messageTimeout: .seconds(2))
         #expect(await producer.brokerIsReachable(timeout: .milliseconds(500)) == false)
-        let results = await producer.send([KafkaRecord(topic: "outbox-it-nobroker", key: Array("k".utf8), value: [1])])
+        let started = ContinuousClock.now
+        let report = await producer.send(
+            [KafkaRecord(topic: "outbox-it-nobroker", key: Array("k".utf8), value: [1])], until: .now + .seconds(2),
+            abandonWhen: { nil })
+        let waited = ContinuousClock.now - started
         await producer.close(flushTimeout: .milliseconds(100))
-        guard case .failure(let error) = results[0] else {
+        guard case .failure(let error) = report.results[0] else {
             Issue.record("delivered without a broker")
             return
         }
+        // The producer gives up itself at the delivery timeout, purging (librdkafka's own
+        // timeout, which leaves gaps, is set far later).
         #expect(error.failureClass == .outage)
-        #expect(error.name == "_MSG_TIMED_OUT")
+        #expect(error.name == "_PURGE_QUEUE")
+        #expect(report.gaveUp == .deliveryTimeout(.seconds(2)))
+        #expect(waited < .seconds(10), "given up at the deadline, not at librdkafka's backstop timeout: \(waited)")
     }
 
     @Test("a fatal idempotent-producer error is exposed, and every later record fails as outage")

@@ -62,6 +62,34 @@ import Testing
         }
     }
 
+    /// The rule for values that are not strings: their JSON text, never a silent drop.
+    @Test func headerValuesThatAreNotStringsArePublishedAsTheirJSONText() throws {
+        let json = #"{"s":"text","empty":"","n":3,"f":1.5,"t":true,"null":null,"nested":{"a":[1,"x"]},"list":[1,2]}"#
+        let headers = try EnvelopeBuilder.decodeHeaders(json)
+        #expect(headers.count == 8, "\(headers)")
+        #expect(headers["s"] == "text" && headers["empty"] == "")
+        #expect(headers["n"] == "3" && headers["f"] == "1.5" && headers["t"] == "true")
+        #expect(headers["null"] == "null", "null is kept, distinct from an empty string")
+        #expect(headers["nested"] == #"{"a":[1,"x"]}"#)
+        #expect(headers["list"] == "[1,2]")
+        guard case .record(let record, _) = builder.build(message(headers: json)) else {
+            Issue.record("expected a record"); return
+        }
+        let envelope = try Envelope(serializedBytes: record.value)
+        #expect(envelope.headers == headers)
+    }
+
+    @Test func thePublishingRelayIsARecordHeaderNotPartOfTheEnvelope() throws {
+        var builder = self.builder
+        builder.publisher = "relay-7"
+        guard case .record(let record, _) = builder.build(message()), case .record(let plain, _) = self.builder.build(message()) else {
+            Issue.record("expected records"); return
+        }
+        #expect(record.headers.first { $0.name == "outbox-relay" }.map { String(decoding: $0.value, as: UTF8.self) } == "relay-7")
+        #expect(!plain.headers.contains { $0.name == "outbox-relay" })
+        #expect(record.value == plain.value, "the envelope is the same whoever publishes it")
+    }
+
     @Test func undecodableHeadersArePoison() {
         guard case .poison(let reason, _) = builder.build(message(headers: "[1,2]")) else {
             Issue.record("expected poison"); return

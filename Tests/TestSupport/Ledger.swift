@@ -12,8 +12,9 @@ import OutboxRelay
 ///   copies of an id are duplicates the consumer drops by envelope id);
 /// - **dead-lettered**: ids in the dead-letter table (never counted as lost).
 ///
-/// Each relay of a test runs with its own envelope `source` (`--source`), so a record tells which
-/// relay produced it (`Envelope.source`); the ledger uses that to attribute duplicates.
+/// A record tells which relay produced it by its `outbox-relay` header (the relay id; older
+/// records: the envelope `source`, which each relay of a test sets to its own name); the ledger
+/// uses that to attribute duplicates and to find records a relay published after it lost the lane.
 ///
 /// Counted by consuming every partition from offset 0 to its end (never trusting offsets the
 /// broker reports). Records of ids the run did not enqueue are counted as unexpected and left out
@@ -36,6 +37,25 @@ public struct Ledger: CustomStringConvertible, Sendable {
     public private(set) var unexpectedRecords = 0
     public private(set) var orderViolations: [(key: String, earlier: Int64, later: Int64)] = []
     public private(set) var keyMismatches = 0
+    /// Every record of an expected id, in partition-offset order.
+    private var published: [(key: String, id: Int64, source: String)] = []
+
+    /// Records `source` published of a message some other relay had already published a later
+    /// message of the same key before (in the partition's order): a relay publishing a lane it no
+    /// longer held, from a read taken before it lost it. A relay that takes a lane back later
+    /// publishes only messages newer than what the others published, so it never counts here.
+    public func stalePublishes(by source: String) -> [(key: String, id: Int64, after: Int64)] {
+        var newestByOthers: [String: Int64] = [:]
+        var stale: [(key: String, id: Int64, after: Int64)] = []
+        for record in published {
+            if record.source == source {
+                if let newest = newestByOthers[record.key], newest > record.id { stale.append((record.key, record.id, newest)) }
+            } else {
+                newestByOthers[record.key] = max(newestByOthers[record.key] ?? record.id, record.id)
+            }
+        }
+        return stale
+    }
 
     /// Checks `consumed` against the ids enqueued and their keys.
     public init(records consumed: [ConsumedRecord], expected: [Int64: String], deadLettered: Set<Int64> = []) throws {
@@ -66,7 +86,10 @@ public struct Ledger: CustomStringConvertible, Sendable {
             }
             if let wanted, wanted != key || record.key.map({ String(decoding: $0, as: UTF8.self) }) != key { keyMismatches += 1 }
             let isFirst = copies[id] == nil
-            copies[id, default: []].append(Copy(partition: record.partition, offset: record.offset, source: envelope.source))
+            let source = record.headers.first { $0.name == "outbox-relay" }.map { String(decoding: $0.value, as: UTF8.self) }
+                ?? envelope.source
+            copies[id, default: []].append(Copy(partition: record.partition, offset: record.offset, source: source))
+            published.append((key: key, id: id, source: source))
             guard isFirst else { continue }
             if let last = lastFirstByKey[key], last > id {
                 orderViolations.append((key: key, earlier: last, later: id))

@@ -9,6 +9,11 @@ struct EnvelopeBuilder: Sendable {
     /// The envelope `source`, also the prefix of every envelope id.
     let source: String
     let maximumMessageBytes: Int
+    /// The relay publishing, sent as the `outbox-relay` record header (nil: no header): who wrote
+    /// each copy of a record, for operators and for the tests that prove a relay stopped
+    /// publishing a lane it lost. Not part of the envelope: two copies of one message are
+    /// byte-identical envelopes whoever publishes them.
+    var publisher: String? = nil
 
     /// Either the record to produce, or why the message can never be produced.
     enum Outcome: Sendable {
@@ -56,6 +61,7 @@ struct EnvelopeBuilder: Sendable {
             KafkaHeader(name: "content-type", value: Array("application/x-protobuf".utf8)),
             KafkaHeader(name: "outbox-id", value: Array(envelope.id.utf8)),
         ]
+        if let publisher { recordHeaders.append(KafkaHeader(name: "outbox-relay", value: Array(publisher.utf8))) }
         if let type = message.type { recordHeaders.append(KafkaHeader(name: "outbox-type", value: Array(type.utf8))) }
         if !envelope.traceparent.isEmpty {
             recordHeaders.append(KafkaHeader(name: "traceparent", value: Array(envelope.traceparent.utf8)))
@@ -66,8 +72,10 @@ struct EnvelopeBuilder: Sendable {
         return .record(KafkaRecord(topic: message.topic, key: key, value: value, headers: recordHeaders), envelopeID: envelope.id)
     }
 
-    /// Headers are stored as a JSON object; non-string values (numbers, booleans) are kept as
-    /// their JSON text so nothing an application wrote is silently dropped.
+    /// Headers are stored as a JSON object. A string value is published as it is; every other value
+    /// (number, boolean, `null`, array, object) as its JSON text (`42`, `true`, `null`,
+    /// `{"a":1}`), so nothing an application wrote is dropped and a consumer can tell `null` from
+    /// an empty string.
     static func decodeHeaders(_ json: String) throws -> [String: String] {
         if json == "{}" { return [:] }
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
@@ -77,7 +85,7 @@ struct EnvelopeBuilder: Sendable {
         for (name, value) in dictionary {
             switch value {
             case let string as String: headers[name] = string
-            case is NSNull: continue
+            case is NSNull: headers[name] = "null"
             default:
                 let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
                 headers[name] = String(decoding: data, as: UTF8.self)

@@ -62,7 +62,8 @@ public struct RelayService: Service {
         let producers = try ProducerSlot(configuration: producerConfiguration, logger: logger)
         let pipeline = BatchPipeline(
             store: store, table: table, doorbell: doorbell, producers: producers,
-            builder: EnvelopeBuilder(source: configuration.source, maximumMessageBytes: configuration.maximumMessageBytes),
+            builder: EnvelopeBuilder(
+                source: configuration.source, maximumMessageBytes: configuration.maximumMessageBytes, publisher: configuration.relayID),
             configuration: configuration, logger: logger, metrics: metrics, health: health)
         let monitor = RelayMonitor(
             database: database, schema: configuration.schema, table: table, producers: producers, health: health,
