@@ -163,4 +163,37 @@ import Testing
             #expect((reasons["broker_rejected"] ?? 0) <= 20, "only the failed request's records: \(reasons)")
         }
     }
+
+    /// Errors that break the idempotent producer's state (fatal-class in librdkafka) on the fourth
+    /// produce request: nothing dead-lettered, no attempt spent, no key out of order.
+    @Test(arguments: [RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID])
+    func aProducerStateErrorInTheMiddleOfABatchLosesAndReordersNothing(_ error: rd_kafka_resp_err_t) async throws {
+        try await Self.drain(
+            kafkaProperties: ["batch.num.messages": "20"],
+            before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), error]) }
+        ) { run in
+            let ledger = try await run.ledger()
+            Measurements.record("broker-fault", "producer state error \(error.rawValue): \(ledger)")
+            #expect(ledger.lost.isEmpty, "\(ledger)")
+            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            #expect(try await run.deadLetterReasons().isEmpty, "the record is not at fault")
+            #expect(try await run.fixture.scalar("SELECT count(*) FROM {schema}.messages WHERE attempts > 0", as: Int64.self) == 0)
+        }
+    }
+
+    /// A broker whose size limit is below the producer's batches refuses a request of healthy
+    /// records: retried (the attempt limit bounds it), not dead-lettered at once.
+    @Test func aBrokerSizeRefusalOfARequestIsRetriedNotDeadLettered() async throws {
+        try await Self.drain(
+            kafkaProperties: ["batch.num.messages": "20"],
+            before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE]) }
+        ) { run in
+            let ledger = try await run.ledger()
+            Measurements.record("broker-fault", "broker size refusal: \(ledger)")
+            #expect(ledger.lost.isEmpty, "\(ledger)")
+            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            #expect(try await run.deadLetterReasons().isEmpty, "healthy records are not poison")
+            #expect(ledger.distinctPublished == Self.messages)
+        }
+    }
 }

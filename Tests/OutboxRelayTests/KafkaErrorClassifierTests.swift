@@ -35,6 +35,10 @@ struct KafkaErrorClassifierTests {
         Case(name: "UNSUPPORTED_VERSION", code: 35, expected: .outage),
         Case(name: "SASL_AUTHENTICATION_FAILED", code: 58, expected: .outage),
         Case(name: "PRODUCER_FENCED", code: 90, expected: .outage),
+        // Fatal-class in librdkafka: the producer's idempotence state is broken (replace the producer).
+        Case(name: "OUT_OF_ORDER_SEQUENCE_NUMBER", code: 45, expected: .outage),
+        Case(name: "UNKNOWN_PRODUCER_ID", code: 59, expected: .outage),
+        Case(name: "_GAPLESS_GUARANTEE", code: -148, expected: .outage),
         // Retriable: transient partition/cluster state.
         Case(name: "LEADER_NOT_AVAILABLE", code: 5, expected: .retriable),
         Case(name: "NOT_LEADER_FOR_PARTITION", code: 6, expected: .retriable),
@@ -44,13 +48,12 @@ struct KafkaErrorClassifierTests {
         Case(name: "_UNKNOWN_TOPIC", code: -188, expected: .retriable),
         Case(name: "_UNKNOWN_PARTITION", code: -190, expected: .retriable),
         Case(name: "KAFKA_STORAGE_ERROR", code: 56, expected: .retriable),
-        Case(name: "INVALID_MSG", code: 2, expected: .retriable),  // Kafka's CORRUPT_MESSAGE
-        Case(name: "OUT_OF_ORDER_SEQUENCE_NUMBER", code: 45, expected: .retriable),
         Case(name: "REPLICA_NOT_AVAILABLE", code: 9, expected: .retriable),
         Case(name: "THROTTLING_QUOTA_EXCEEDED", code: 89, expected: .retriable),
         Case(name: "UNKNOWN", code: -1, expected: .retriable),
         // Permanent: this record can never be delivered.
         Case(name: "MSG_SIZE_TOO_LARGE", code: 10, expected: .permanent),
+        Case(name: "INVALID_MSG", code: 2, expected: .permanent),  // Kafka's CORRUPT_MESSAGE
         Case(name: "RECORD_LIST_TOO_LARGE", code: 18, expected: .permanent),
         Case(name: "INVALID_MSG_SIZE", code: 4, expected: .permanent),
         Case(name: "TOPIC_AUTHORIZATION_FAILED", code: 29, expected: .permanent),
@@ -72,10 +75,28 @@ struct KafkaErrorClassifierTests {
         #expect(!error.message.isEmpty)
     }
 
-    @Test("codes outside the table are retriable, so the attempt limit bounds them", arguments: [Int32(9999), -9999, 96, -140])
-    func unknownIsRetriable(_ code: Int32) {
+    /// librdkafka retried whatever it knew to be retriable before reporting: an unknown broker code
+    /// is the broker refusing the record, an unknown local code is the client's state.
+    @Test("unknown broker codes are permanent, unknown local codes an outage", arguments: [Int32(9999), 96, 1000])
+    func unknownBrokerCodeIsPermanent(_ code: Int32) {
         #expect(KafkaErrorClassifier.explicitEntries[code] == nil)
-        #expect(KafkaErrorClassifier.classify(code) == .retriable)
+        #expect(KafkaErrorClassifier.classify(code) == .permanent)
+    }
+
+    @Test("unknown local codes are an outage", arguments: [Int32(-9999), -140, -101])
+    func unknownLocalCodeIsAnOutage(_ code: Int32) {
+        #expect(KafkaErrorClassifier.explicitEntries[code] == nil)
+        #expect(KafkaErrorClassifier.classify(code) == .outage)
+    }
+
+    @Test("only the idempotence-breaking codes ask for a new producer")
+    func requiresNewProducer() {
+        for code: Int32 in [-150, 45, 59, -148, 90, 47] {  // _FATAL, OUT_OF_ORDER…, UNKNOWN_PRODUCER_ID, _GAPLESS…, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH
+            #expect(DeliveryError(code: code).requiresNewProducer, "\(DeliveryError(code: code).name)")
+        }
+        for code: Int32 in [-192, -195, -152, 6, 10, 2, -1] {
+            #expect(!DeliveryError(code: code).requiresNewProducer, "\(DeliveryError(code: code).name)")
+        }
     }
 
     @Test("every explicit entry is covered by this test's cases or is one of the documented extras")

@@ -44,5 +44,9 @@ public struct DeliveryError: Error, Sendable, Equatable, CustomStringConvertible
         )
     }
 
+    /// The producer that reported this is unusable and must be replaced (see
+    /// `KafkaErrorClassifier.requiresNewProducer`).
+    public var requiresNewProducer: Bool { KafkaErrorClassifier.requiresNewProducer(code) }
+
     public var description: String { "\(name) [\(failureClass.rawValue)]: \(message)" }
 }

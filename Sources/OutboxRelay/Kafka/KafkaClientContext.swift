@@ -63,9 +63,13 @@ final class KafkaClientContext: Sendable {
         // Connection failures ("FAIL", level 3) repeat at every reconnect attempt while a broker is down
         // (many per second across the producer and reachability probes); the relay reports the outage
         // itself, once, so these are debug detail.
+        // librdkafka warns that `enable.gapless.guarantee` is "experimental" on every producer the
+        // relay creates; the relay sets it on purpose (see `KafkaProducerConfiguration`), so that
+        // warning is debug detail too.
         let mapped = Self.logLevel(syslog: level)
+        let expected = facility == "FAIL" || (facility == "CONFWARN" && message.contains("enable.gapless.guarantee"))
         logger.log(
-            level: facility == "FAIL" ? .debug : mapped,
+            level: expected ? .debug : mapped,
             "librdkafka: \(message)",
             metadata: ["kafka.facility": "\(facility)"]
         )

@@ -10,8 +10,14 @@ import CRdKafka
 /// - this one record, but only for now → ``DeliveryFailureClass/retriable``.
 /// - this one record, forever → ``DeliveryFailureClass/permanent`` (dead letter).
 ///
-/// Codes not in the table are ``DeliveryFailureClass/retriable``: the attempt limit bounds them, so an unknown
-/// error can neither block a key forever nor dead-letter a record on the first try.
+/// **What reaches the table has already been retried.** librdkafka retries every error it knows to be
+/// retriable itself, in order (the idempotent producer), until its message timeout, which the relay sets
+/// past its own deadline (see `KafkaProducer.send(_:until:abandonWhen:)`). So a broker error in a delivery
+/// report is one librdkafka gave up on for that record. That decides codes outside the table:
+/// - an unknown *broker* code (≥ 0) is ``DeliveryFailureClass/permanent``: the broker refused the record
+///   and librdkafka did not think retrying would help (the dead letter names the code);
+/// - an unknown *local* code (< 0, `_`-prefixed) is ``DeliveryFailureClass/outage``: a state of the client,
+///   not of the record, so no attempt is spent and nothing is dead-lettered for it.
 ///
 /// Codes are the C enum constants of `rdkafka.h` (built against Debian's 2.0.2 headers; the numeric values are
 /// stable across librdkafka versions, newer versions only add codes).
@@ -19,7 +25,14 @@ public enum KafkaErrorClassifier {
     /// Classifies a failed delivery. `RD_KAFKA_RESP_ERR_NO_ERROR` is not a failure; it classifies as retriable
     /// like any other code outside the table.
     public static func classify(_ code: Int32) -> DeliveryFailureClass {
-        table[code] ?? .retriable
+        table[code] ?? (code >= 0 ? .permanent : .outage)
+    }
+
+    /// Whether the producer that reported `code` is unusable for its idempotence state and must be
+    /// replaced (a fresh producer id) before anything else is sent: its sequence numbers no longer match
+    /// the broker's, so every later record of the partition would fail or, worse, be written out of order.
+    public static func requiresNewProducer(_ code: Int32) -> Bool {
+        producerUnusable.contains { $0.rawValue == code }
     }
 
     /// The explicit entries of the table, for tests and documentation (`outbox-relay` prints it nowhere,
@@ -52,13 +65,19 @@ public enum KafkaErrorClassifier {
     ]
 
     /// The producer instance is unusable: an idempotent-producer fatal error (`_FATAL`; the underlying cause is
-    /// in `rd_kafka_fatal_error`) or a fenced producer. Every later send fails the same way until the relay
-    /// recreates the producer (`KafkaProducer.fatalError` tells it to).
+    /// in `rd_kafka_fatal_error`), a fenced producer, or idempotence state the broker no longer agrees with —
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` and `UNKNOWN_PRODUCER_ID` (a broker that lost the producer's state, e.g.
+    /// a memory-only broker restarted) and `_GAPLESS_GUARANTEE` are fatal-class in librdkafka, not retriable:
+    /// retrying on the same producer id cannot succeed in order. Outage (the record is fine) plus
+    /// ``requiresNewProducer(_:)``: the relay replaces the producer and publishes the rows again.
     private static let producerUnusable: [rd_kafka_resp_err_t] = [
         RD_KAFKA_RESP_ERR__FATAL,
         RD_KAFKA_RESP_ERR__FENCED,
         RD_KAFKA_RESP_ERR_PRODUCER_FENCED,
         RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+        RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+        RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE,
     ]
 
     /// Client-wide misconfiguration (TLS, SASL, ACLs on the cluster, settings the broker does not support):
@@ -81,7 +100,7 @@ public enum KafkaErrorClassifier {
     ]
 
     /// Transient partition or cluster state (leader elections, under-replicated partitions, a topic still being
-    /// created, a disk error on one broker, idempotence sequence hiccups): retry this record later.
+    /// created, a disk error on one broker, a quota): retry this record later, spending an attempt.
     /// `UNKNOWN_TOPIC_OR_PART`/`_UNKNOWN_TOPIC` are retriable so a topic created shortly after its first message
     /// works; the attempt limit turns a topic that never appears into a dead letter ("unknown topic after grace").
     private static let transient: [rd_kafka_resp_err_t] = [
@@ -94,14 +113,10 @@ public enum KafkaErrorClassifier {
         RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
         RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
         RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
-        RD_KAFKA_RESP_ERR_INVALID_MSG,  // Kafka's CORRUPT_MESSAGE: a CRC mismatch in transit
-        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-        RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
         RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH,
         RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH,
         RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED,
         RD_KAFKA_RESP_ERR__ISR_INSUFF,
-        RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE,
         RD_KAFKA_RESP_ERR__RETRY,
         RD_KAFKA_RESP_ERR__FAIL,
         RD_KAFKA_RESP_ERR_UNKNOWN,
@@ -109,9 +124,12 @@ public enum KafkaErrorClassifier {
 
     /// This record can never be delivered as it is: too large (`MSG_SIZE_TOO_LARGE` is also what librdkafka
     /// returns locally when a record exceeds `message.max.bytes`; there is no separate `_MSG_SIZE_TOO_LARGE`
-    /// code), an invalid topic name (`TOPIC_EXCEPTION`, also used by `KafkaProducer`'s own topic-name check),
-    /// no permission on its topic, rejected by broker policy or validation. Dead-letter it.
+    /// code — a broker-side size refusal is reclassified by `KafkaProducer`, see there), an invalid topic name
+    /// (`TOPIC_EXCEPTION`, also used by `KafkaProducer`'s own topic-name check), no permission on its topic,
+    /// rejected by broker policy or validation, or corrupt (`INVALID_MSG`, Kafka's `CORRUPT_MESSAGE`: a null
+    /// key on a compacted topic; a CRC error in transit would have been retried by librdkafka). Dead-letter it.
     private static let poison: [rd_kafka_resp_err_t] = [
+        RD_KAFKA_RESP_ERR_INVALID_MSG,
         RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
         RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
         RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,

@@ -315,8 +315,20 @@ public final class KafkaProducer: Sendable {
             context += "; not acknowledged within message.timeout.ms (\(configuration.messageTimeout)): is the broker reachable?"
         case RD_KAFKA_RESP_ERR__FATAL:
             context += "; \(handle.context.fatalError?.message ?? "fatal producer error"); recreate the producer"
-        case RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__DESTROY:
+        case RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+            context += "; given up before the broker acknowledged it (purged)"
+        case RD_KAFKA_RESP_ERR__DESTROY:
             context += "; the producer was closed before the broker acknowledged it"
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+            // The record passed the local `message.max.bytes` check, so the broker refused the produce
+            // request carrying it: its limit is below what this producer batches. Usually not the
+            // record's fault, so not poison at once: retried (attempts bound it) with the fix named.
+            context += "; the broker refused the produce request carrying it as too large: its max.message.bytes is"
+                + " below this producer's batches; set the kafka properties batch.size and message.max.bytes at or"
+                + " below the broker's limit"
+            var error = DeliveryError(code: code, context: context)
+            error.failureClass = .retriable
+            return error
         default:
             break
         }

@@ -25,6 +25,12 @@ public struct KafkaProducerConfiguration: Sendable {
     ///
     /// - `enable.idempotence=true`, `acks=all`: no loss and no reordering or duplicates from librdkafka's own retries
     ///   (idempotence also caps `max.in.flight` at 5 and keeps per-partition order across retries).
+    /// - `enable.gapless.guarantee=true`: when the broker refuses one produce request (a record it will not take,
+    ///   a size limit), librdkafka would otherwise go on writing the requests behind it — later messages of the
+    ///   same keys published, an earlier one not. With it the producer stops instead (fatal `_GAPLESS_GUARANTEE`):
+    ///   the refused records get the broker's error (dead letter or retry), everything behind them fails as an
+    ///   outage, the relay replaces the producer and publishes them again in order. (Timeouts are outside that
+    ///   guarantee; the relay never lets librdkafka time out, see `KafkaProducer.send(_:until:abandonWhen:)`.)
     /// - `partitioner=murmur2_random`: the same partition the Java client picks for a key, so consumers and
     ///   other producers agree; records without a key spread randomly.
     /// - `compression.type=lz4`, `linger.ms=1`: cheap compression; a relay hands librdkafka a whole batch at once
@@ -36,6 +42,7 @@ public struct KafkaProducerConfiguration: Sendable {
     /// - `log.connection.close=false`: idle connections closed by the broker are normal, not worth a log line.
     public static let defaultProperties: [(name: String, value: String)] = [
         ("enable.idempotence", "true"),
+        ("enable.gapless.guarantee", "true"),
         ("acks", "all"),
         ("compression.type", "lz4"),
         ("linger.ms", "1"),

@@ -31,6 +31,9 @@ struct BatchPipeline: Sendable {
         case settled
         /// Deliveries failed because the broker is unreachable; nothing was charged to the messages.
         case brokerOutage(String)
+        /// Deliveries failed because the producer's idempotence state is broken (fatal-class codes):
+        /// nothing was charged; the producer is replaced before anything more is sent.
+        case producerUnusable(String)
     }
 
     /// Rows of the next batch, read while the previous one was being delivered, with the leases
@@ -65,6 +68,7 @@ struct BatchPipeline: Sendable {
         // Outages in a row after which the broker answered at once: deliveries fail while the
         // broker is there, so the producer itself is stuck (see `ProducerSlot.replace`).
         var stuckStrikes = 0
+        var replacementBackoff = OutageBackoff()
         // A delivered batch whose settle statements failed: settled before anything is read.
         var owed: Settlement?
         defer {
@@ -92,6 +96,7 @@ struct BatchPipeline: Sendable {
                 case .settled:
                     health.brokerReachable()
                     databaseBackoff.reset()
+                    replacementBackoff.reset()
                     stuckStrikes = 0
                 case .idle:
                     databaseBackoff.reset()
@@ -100,6 +105,13 @@ struct BatchPipeline: Sendable {
                         return
                     }
                     await doorbell.wait(timeout: configuration.pollInterval)
+                case .producerUnusable(let error):
+                    // Sending more on this producer id could only fail, or be written out of order.
+                    // Backed off, so a broker that refuses every new producer too is not hammered.
+                    await producers.replace(because: error)
+                    databaseBackoff.reset()
+                    stuckStrikes = 0
+                    await doorbell.wait(timeout: replacementBackoff.next())
                 case .brokerOutage(let error):
                     let answeredAtOnce = await waitForBroker(firstError: error)
                     stuckStrikes = answeredAtOnce ? stuckStrikes + 1 : 0
@@ -231,7 +243,10 @@ struct BatchPipeline: Sendable {
         // read again at once (no read-ahead: the purged rows come first).
         if case .abandoned = report.gaveUp { return (.settled, nil) }
         if let outage = plan.outage {
-            return (.brokerOutage("\(outage.name): \(outage.message)"), nil)
+            let what = "\(outage.name): \(outage.message)"
+            // The first outage may be a purge that followed the fatal error: ask the producer too.
+            let unusable = outage.requiresNewProducer || producer.fatalError != nil
+            return (unusable ? .producerUnusable(producer.fatalError.map { "fatal error: \($0)" } ?? what) : .brokerOutage(what), nil)
         }
         // After a retry the read-ahead may hold later messages of the retried key: read afresh,
         // so the database's retry hold applies. Lanes that left during the batch are dropped.
