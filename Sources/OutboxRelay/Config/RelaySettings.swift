@@ -28,7 +28,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_DATABASE_LOCK_TIMEOUT", "database.lock_timeout", "10s", "server-side lock_timeout of the relay's sessions, 100ms-1h and at most the statement timeout"),
         ("OUTBOX_SCHEMA", "database.schema", "outbox", "schema holding the outbox tables ([a-z_][a-z0-9_]*, checked)"),
         ("OUTBOX_KAFKA_BROKERS", "kafka.brokers", "(required for run, peek)", "bootstrap servers, host:port[,host:port] (a list in a file)"),
-        ("OUTBOX_KAFKA_PROPERTIES", "kafka.properties", "", "extra librdkafka properties: name=value separated by commas or newlines (env), repeat --kafka-property (flag), a map of name: value (file)"),
+        ("OUTBOX_KAFKA_PROPERTIES", "kafka.properties", "", "extra librdkafka properties: name=value entries separated by newlines or commas (env; a comma starts an entry only before name=, \\, is a literal comma, \"…\" quotes a value), one per --kafka-property (flag, verbatim), a map of name: value (file)"),
         ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "kafka.message_timeout", "30s", "how long the relay waits for delivery reports before giving up on a batch (purged, retried after the outage), 1s-1h"),
         ("OUTBOX_RELAY_ID", "relay.id", "host-pid-random", "this relay's unique name, at most 200 bytes"),
         ("OUTBOX_SOURCE", "relay.source", "outbox", "envelope source and id prefix"),
@@ -176,19 +176,29 @@ public struct RelaySettings: Sendable {
         return kafkaBrokers
     }
 
-    /// `name=value` pairs separated by commas or newlines; values may contain `=`.
+    /// `name=value` entries separated by newlines or commas (see `KafkaPropertyList` for commas
+    /// inside values, quotes and escapes); later entries win.
     static func parseProperties(_ text: String?) throws(ConfigurationError) -> [String: String] {
         guard let text else { return [:] }
+        do {
+            var properties: [String: String] = [:]
+            for (name, value) in try KafkaPropertyList.parse(text) { properties[name] = value }
+            return properties
+        } catch {
+            throw ConfigurationError(setting: "OUTBOX_KAFKA_PROPERTIES", problem: error.problem)
+        }
+    }
+
+    /// Each `--kafka-property`, one `name=value` per flag, the value verbatim (commas included).
+    static func parsePropertyFlags(_ flags: [String]) throws(ConfigurationError) -> [String: String] {
         var properties: [String: String] = [:]
-        for entry in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
-            let entry = entry.trimmingCharacters(in: .whitespaces)
-            if entry.isEmpty { continue }
-            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw ConfigurationError(
-                    setting: "OUTBOX_KAFKA_PROPERTIES",
-                    problem: "entry \(String(reflecting: String(entry.prefix(40)))) is not name=value (for example security.protocol=SASL_SSL)")
+        for flag in flags {
+            do {
+                let (name, value) = try KafkaPropertyList.parseFlag(flag)
+                properties[name] = value
+            } catch {
+                throw ConfigurationError(setting: "OUTBOX_KAFKA_PROPERTIES", problem: error.problem)
             }
-            properties[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
         }
         return properties
     }

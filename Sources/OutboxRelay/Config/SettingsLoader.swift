@@ -54,9 +54,14 @@ public enum SettingsLoader {
             guard let key = Setting.fileKey(forEnvironmentName: name), name != kafkaPropertiesName else { continue }
             flagValues[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(text), isSecret: name == "OUTBOX_DATABASE_URL")
         }
-        let flagProperties = try properties(
-            input.kafkaPropertyFlags.isEmpty ? nil : input.kafkaPropertyFlags.joined(separator: "\n"),
-            origin: SettingOrigin(source: .flag, name: "--kafka-property"))
+        let flagProperties: [String: String]
+        do {
+            flagProperties = try RelaySettings.parsePropertyFlags(input.kafkaPropertyFlags)
+        } catch {
+            var error = error
+            error.origin = SettingOrigin(source: .flag, name: "--kafka-property")
+            throw error
+        }
         for (name, value) in flagProperties { flagValues[propertyKey(name)] = propertyValue(name, value) }
 
         // Environment: the catalogue's names, read by swift-configuration's own provider with the
