@@ -9,6 +9,7 @@ import Logging
 final class KafkaClientContext: Sendable {
     let logger: Logger
     private let fatal = KafkaLocked<DeliveryError?>(nil)
+    private let lastError = KafkaLocked<String?>(nil)
 
     init(logger: Logger) {
         self.logger = logger
@@ -16,6 +17,10 @@ final class KafkaClientContext: Sendable {
 
     /// The first fatal error reported for this handle, if any.
     var fatalError: DeliveryError? { fatal.withLock { $0 } }
+
+    /// The latest client-level error librdkafka reported (`_RESOLVE: Failed to resolve …`,
+    /// `_TRANSPORT: … Connection refused`): the cause to name when the broker cannot be reached.
+    var lastClientError: String? { lastError.withLock { $0 } }
 
     /// Registers the log and error callbacks and makes this context the conf's opaque.
     /// Returns the retained opaque pointer; balance it with ``release(_:)`` once the handle is destroyed
@@ -82,6 +87,7 @@ final class KafkaClientContext: Sendable {
     /// loudly, because the handle is unusable from now on.
     func handleClientError(rk: OpaquePointer?, code: rd_kafka_resp_err_t, reason: String) {
         guard code == RD_KAFKA_RESP_ERR__FATAL else {
+            lastError.withLock { $0 = "\(String(cString: rd_kafka_err2name(code))): \(reason)" }
             logger.log(
                 level: code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? .info : .debug,
                 "Kafka client error",

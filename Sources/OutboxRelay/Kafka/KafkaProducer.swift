@@ -70,6 +70,10 @@ public final class KafkaProducer: Sendable {
     /// The fatal error that made this producer unusable, if one happened: recreate the producer.
     public var fatalError: DeliveryError? { handle.context.fatalError }
 
+    /// The latest client-level error (a broker address that does not resolve, a refused
+    /// connection, an authentication failure), for saying why the broker cannot be reached.
+    public var lastClientError: String? { handle.context.lastClientError }
+
     /// Produces all records and returns once every delivery report is in, one result per record in
     /// the same order, giving up ``KafkaProducerConfiguration/messageTimeout`` after the call.
     /// See ``send(_:until:abandonWhen:)``.

@@ -76,6 +76,10 @@ struct BatchPipeline: Sendable {
                 logger.warning("stopping with a delivered batch unsettled; its rows are published again by the next owner")
             }
         }
+        if health.snapshot.brokerOutageSince != nil {
+            // Not reached at start-up (see `RelayService.run`): no lane is held until it answers.
+            await waitForBroker(firstError: "no answer from the broker at start-up")
+        }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             table.recordPipelineProgress()
             do {
@@ -343,26 +347,45 @@ struct BatchPipeline: Sendable {
     /// whether it answered at the first probe (the outage was not the broker's).
     @discardableResult
     private func waitForBroker(firstError: String) async -> Bool {
-        logger.warning("broker unreachable; pausing publishing until it is back", metadata: ["error": "\(firstError)"])
         health.brokerUnreachable(firstError)
         metrics.brokerUp.record(0)
         var backoff = OutageBackoff()
         let started = ContinuousClock.now
         var firstProbe = true
+        var lastWarning: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             table.recordPipelineProgress()
             let replaced = await producers.replaceIfFatal()
-            if await producers.current.brokerIsReachable(timeout: .seconds(2)) {
-                logger.info("broker reachable again; resuming", metadata: ["paused": "\(ContinuousClock.now - started)"])
+            let producer = producers.current
+            if await producer.brokerIsReachable(timeout: .seconds(2)) {
+                if lastWarning != nil {
+                    logger.info("broker reachable again; resuming", metadata: ["paused": "\(ContinuousClock.now - started)"])
+                }
                 health.brokerReachable()
                 metrics.brokerUp.record(1)
                 return firstProbe && !replaced
+            }
+            // Warned after the first failed probe (so librdkafka's own cause, e.g. a name that does
+            // not resolve, is known), then every 30 s while it lasts.
+            if lastWarning.map({ ContinuousClock.now - $0 >= Self.outageReminder }) ?? true {
+                let cause = producer.lastClientError ?? "no answer within 2 s"
+                logger.warning(
+                    lastWarning == nil ? "broker unreachable; pausing publishing until it is back" : "broker still unreachable",
+                    metadata: [
+                        "error": "\(firstError)", "brokers": "\(producer.configuration.bootstrapServers)", "cause": "\(cause)",
+                        "unreachable_for": "\(ContinuousClock.now - started)",
+                    ])
+                health.brokerUnreachable("\(cause); \(firstError)")
+                lastWarning = .now
             }
             firstProbe = false
             await doorbell.wait(timeout: backoff.next())
         }
         return false
     }
+
+    /// How often a lasting broker outage is logged again.
+    static let outageReminder = Duration.seconds(30)
 }
 
 /// Exponential pauses while a dependency is down: 250 ms doubling to 5 s, no attempts involved.

@@ -29,10 +29,12 @@ struct LeaseKeeper: Sendable {
     /// Ticks every renewal interval until cancelled — faster while the fleet is rebalancing.
     func run() async {
         var stalled = false
+        var steppedBack = false
         var shortSince: ContinuousClock.Instant?
         while !Task.isCancelled {
             stalled = await watchPipeline(wasStalled: stalled)
-            let balance = stalled ? .balanced : await tick()
+            steppedBack = await watchBroker(wasSteppedBack: steppedBack)
+            let balance = stalled || steppedBack ? .balanced : await tick()
             shortSince = balance == .belowShare ? (shortSince ?? .now) : nil
             try? await Task.sleep(for: Self.nextTick(after: balance, shortSince: shortSince, renewInterval: configuration.renewInterval))
         }
@@ -90,6 +92,31 @@ struct LeaseKeeper: Sendable {
             logger.warning("the batch loop is turning again; rejoining the fleet")
         }
         return stalled
+    }
+
+    /// A relay that cannot reach the broker must not keep lanes the rest of the fleet could
+    /// publish. While the broker has been unreachable for a lease TTL (the pipeline found deliveries
+    /// failing, or has never reached it since start-up), or at all while this relay holds no lane,
+    /// it steps back: hands every lane over, leaves the membership (so the others' fair share covers
+    /// all lanes) and claims nothing. Once the pipeline's probe reaches the broker again it rejoins.
+    /// A short outage (a broker restart) keeps the lanes: handing them over would only move the
+    /// wait elsewhere. When the whole cluster is down every relay steps back, which costs nothing:
+    /// nobody could publish. Returns whether the relay is stepped back.
+    func watchBroker(wasSteppedBack: Bool) async -> Bool {
+        let snapshot = health.snapshot
+        let outage = snapshot.brokerOutageSince.map { ContinuousClock.now - $0 }
+        let steppedBack = outage.map { $0 >= configuration.leaseTTL || table.count == 0 } ?? false
+        if steppedBack && !wasSteppedBack {
+            if table.count > 0 {
+                logger.warning(
+                    "broker unreachable for a lease TTL; handing every lane to the rest of the fleet until it answers",
+                    metadata: ["unreachable_for": "\(outage ?? .zero)", "error": "\(snapshot.brokerError ?? "")"])
+            }
+            await releaseAll()
+        } else if !steppedBack && wasSteppedBack {
+            logger.info("broker reachable; joining the fleet")
+        }
+        return steppedBack
     }
 
     @discardableResult

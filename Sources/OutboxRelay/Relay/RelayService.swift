@@ -82,7 +82,13 @@ public struct RelayService: Service {
         logger.info(
             "relay starting",
             metadata: ["schema": "\(configuration.schema)", "batch_size": "\(configuration.batchSize)", "lease_ttl": "\(configuration.leaseTTL)"])
-        await keeper.tick()
+        // No lane is claimed before the broker answered once: a relay that cannot reach it (a wrong
+        // address, a cut link) must leave the lanes to the relays that can. The pipeline probes on.
+        health.brokerUnreachable("not reached yet (\(producerConfiguration.bootstrapServers))")
+        if await producers.current.brokerIsReachable(timeout: .seconds(2)) {
+            health.brokerReachable()
+            await keeper.tick()
+        }
         await monitor.sample()
         let ended: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             group.addTask { await keeper.run() }

@@ -1,0 +1,105 @@
+import Foundation
+import OutboxRelay
+import OutboxTestSupport
+import Testing
+
+/// A relay that cannot reach the broker while the rest of the fleet can: it must leave its lanes
+/// to the others within a bound, say why, and rejoin once the broker answers.
+@Suite(.serialized) struct BrokerFleetTests {
+    /// A host name the resolver rejects without asking the network (a label over 63 characters),
+    /// so the test's traffic stays on loopback.
+    static let unresolvable = String(repeating: "x", count: 70) + ".invalid:9092"
+
+    /// From the start: relay a is given a broker address that does not resolve. It says so at
+    /// warning level naming the address and the cause, is never ready, holds no lane, and b
+    /// publishes everything. The relay waits rather than exiting (documented: a broker may come up
+    /// after its relays, and a relay that holds nothing costs the fleet nothing).
+    @Test func aRelayWhoseBrokerAddressDoesNotResolveHoldsNoLaneAndSaysWhy() async throws {
+        try await Fleet.with { fleet in
+            let port = try HTTPGet.freePort()
+            let a = try await fleet.start(
+                "a", extra: ["--kafka-brokers", Self.unresolvable, "--http-address", "127.0.0.1:\(port)"])
+            var firstReadyz: HTTPGet.Response?
+            try await fleet.waitUntil("a answers /readyz", timeout: .seconds(30), poll: .milliseconds(50)) {
+                firstReadyz = try? HTTPGet.get(port: port, path: "/readyz")
+                return firstReadyz != nil
+            }
+            let b = try await fleet.start("b")
+            try await fleet.waitUntil("b holds every lane", timeout: .seconds(30)) { try await fleet.lanesOwned(by: b) == 256 }
+            let expected = try await fleet.enqueue(5_000, keys: 100)
+            try await fleet.waitUntil("b drained the outbox", timeout: .seconds(60)) { try await fleet.pending() == 0 }
+            try await fleet.waitUntil("a warned", timeout: .seconds(30)) {
+                fleet.relays[a]?.standardError.contains("broker unreachable") == true
+            }
+            let readyz = try HTTPGet.get(port: port, path: "/readyz")
+            let aLanes = try await fleet.lanesOwned(by: a)
+            let log = fleet.relays[a]?.standardError ?? ""
+            let warning = log.split(separator: "\n").first { $0.contains("broker unreachable") }.map(String.init) ?? ""
+            let code = await fleet.stop(a, SIGTERM)
+            try await fleet.drainAndStop(expectingExitZero: ["b"])
+            let ledger = try await fleet.ledger(expected)
+            Measurements.record(
+                "broker-unresolvable", "first /readyz \(firstReadyz.map { "\($0.status) \($0.body.prefix(160).debugDescription)" } ?? "-");"
+                    + " warning: \(warning.prefix(400)); a held \(aLanes) lanes; \(ledger)")
+            #expect(firstReadyz?.status == 503, "not ready from the start: \(firstReadyz?.body ?? "")")
+            #expect(readyz.status == 503 && readyz.body.contains("broker unreachable"), "\(readyz.body)")
+            #expect(warning.contains("warning"), "at warning level: \(warning)")
+            #expect(warning.contains(Self.unresolvable), "names the address: \(warning)")
+            #expect(warning.contains("_RESOLVE") || warning.lowercased().contains("resolve"), "names the cause: \(warning)")
+            #expect(aLanes == 0, "a relay that cannot reach the broker holds no lane")
+            // It still answered /readyz after b drained: it waits for the broker (documented).
+            #expect(code == 0)
+            #expect(ledger.lost.isEmpty && ledger.orderViolations.isEmpty, "\(ledger)")
+            #expect(ledger.recordsBySource[a] == nil)
+        }
+    }
+
+    /// Mid-drain: relay a publishes to a cluster of its own (librdkafka's mock cluster, reached over
+    /// loopback TCP like any broker) whose brokers then all go down, while b keeps reaching Tansu.
+    /// a gives up its batch at the delivery timeout, and after a lease TTL of outage hands every
+    /// lane over; b publishes the rest. The bound: delivery timeout + TTL + one renew interval.
+    /// Nothing is lost or dead-lettered; each cluster's records are in key order.
+    @Test func aRelayCutOffFromItsBrokerHandsItsLanesOverWithinTheBound() async throws {
+        try await Fleet.with { fleet in
+            let cluster = try MockKafkaCluster(brokers: 1)
+            try cluster.createTopic(fleet.fixture.topic, partitions: 4)
+            let deliveryTimeout = Duration.seconds(3)
+            let a = try await fleet.start(
+                "a", extra: ["--kafka-brokers", cluster.bootstrapServers, "--kafka-message-timeout", "3s"])
+            let b = try await fleet.start("b")
+            try await fleet.waitUntilBalanced(2)
+            let expected = try await fleet.enqueue(40_000, keys: 300)
+            try await fleet.waitUntil("the drain is under way", timeout: .seconds(60)) { try await fleet.pending() <= 37_000 }
+            let heldBefore = try await fleet.lanesOwned(by: a)
+
+            try cluster.setAllBrokers(up: false)
+            let cutAt = ContinuousClock.now
+            try await fleet.waitUntil("b holds every lane", timeout: .seconds(60), poll: .milliseconds(100)) {
+                try await fleet.lanesOwned(by: b) == 256
+            }
+            let handedOver = ContinuousClock.now - cutAt
+            try await fleet.waitUntil("b drained the outbox", timeout: .seconds(90)) { try await fleet.pending() == 0 }
+            let aLog = fleet.relays[a]?.standardError ?? ""
+            let code = await fleet.stop(a, SIGTERM)
+            try await fleet.drainAndStop(expectingExitZero: ["b"])
+            try cluster.setAllBrokers(up: true)
+
+            let viaMock = try Ledger(
+                records: try await fleet.fixture.readTopic(brokers: cluster.bootstrapServers), expected: expected,
+                deadLettered: try await fleet.deadLetteredIDs())
+            let viaTansu = try await fleet.ledger(expected)
+            let lost = expected.keys.filter { viaMock.copies[$0] == nil && viaTansu.copies[$0] == nil }
+            let bound = deliveryTimeout + FleetTests.leaseTTL + FleetTests.renewInterval
+            Measurements.record(
+                "broker-cut-one-relay", "a held \(heldBefore) lanes, its brokers went down: b held all 256 after"
+                    + " \(handedOver.secondsText)s (bound \(bound): delivery timeout + TTL + renew); lost \(lost.count);"
+                    + " via a's cluster: \(viaMock); via Tansu: \(viaTansu)")
+            #expect(handedOver < bound + .seconds(5), "handed over after \(handedOver), bound \(bound) (plus polling slack)")
+            #expect(aLog.contains("handing every lane to the rest of the fleet"), "\(aLog.suffix(2000))")
+            #expect(code == 0)
+            #expect(lost.isEmpty, "\(lost.prefix(10))")
+            #expect(viaTansu.deadLettered.isEmpty, "an outage is not poison")
+            #expect(viaMock.orderViolations.isEmpty && viaTansu.orderViolations.isEmpty, "\(viaMock) / \(viaTansu)")
+        }
+    }
+}
