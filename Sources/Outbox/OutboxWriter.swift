@@ -26,7 +26,9 @@ public struct OutboxWriter: Sendable {
 
     /// Enqueues many messages with one round trip and returns their outbox ids in input order.
     ///
-    /// Ids increase in input order, so several messages for one key keep their order.
+    /// Ids increase in input order, so several messages for one key keep their order. Each key is
+    /// locked until the caller's transaction ends: another transaction enqueueing one of these keys
+    /// waits for it, so per key commit order is id order (see the schema's migration 3).
     @discardableResult
     public func enqueue(
         _ messages: [OutboxMessage], on connection: PostgresConnection, logger: Logger
@@ -66,10 +68,22 @@ public struct OutboxWriter: Sendable {
         binds.append(headers)
         binds.append(types.map { $0 ?? "" })
         binds.append(contentTypes.map { $0 ?? "" })
+        // `enqueue` locks each key until the transaction ends (same-key enqueues commit in id
+        // order). Taken one by one in input order, two batches with the same keys in different
+        // orders could deadlock; so every key of the batch is locked first, in hash order (the
+        // aggregate finishes before any `enqueue` runs), and `enqueue` then finds its lock held.
         let sql = """
+            WITH locked AS MATERIALIZED (
+                SELECT count(*) AS keys FROM (
+                    SELECT pg_advisory_xact_lock(hashtext('\(schema)'), k.hash)
+                    FROM (SELECT DISTINCT ('x' || substr(md5(convert_to(u.key, 'UTF8')), 9, 8))::bit(32)::int AS hash
+                          FROM unnest($2::text[], $3::bool[]) AS u(key, no_key)
+                          WHERE NOT u.no_key AND coalesce(current_setting('outbox.serialize_keys', true), '') <> 'off'
+                          ORDER BY 1) k) l)
             SELECT \(schema).enqueue(m.topic, CASE WHEN m.no_key THEN NULL ELSE m.key END, m.payload,
                                      m.headers::jsonb, NULLIF(m.type, ''), NULLIF(m.content_type, ''))
-            FROM unnest($1::text[], $2::text[], $3::bool[], $4::bytea[], $5::text[], $6::text[], $7::text[])
+            FROM locked,
+                 unnest($1::text[], $2::text[], $3::bool[], $4::bytea[], $5::text[], $6::text[], $7::text[])
                  WITH ORDINALITY AS m(topic, key, no_key, payload, headers, type, content_type, ord)
             ORDER BY m.ord
             """

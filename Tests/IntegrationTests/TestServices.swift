@@ -106,6 +106,26 @@ struct OutboxFixture: Sendable {
         try await relay.run()
     }
 
+    /// Runs one in-process relay (not stopping when the outbox is empty) until `done` answers true,
+    /// polled every 200 ms, then cancels it.
+    func runRelay(until done: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(120)) async throws {
+        let relay = RelayService(
+            configuration: relayConfiguration { $0.stopWhenDrained = false }, client: client,
+            kafka: KafkaProducerConfiguration(bootstrapServers: TestServices.brokers, messageTimeout: .seconds(10)),
+            identity: RelayIdentity(host: "test", pid: ProcessInfo.processInfo.processIdentifier, version: "test"),
+            logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await relay.run() }
+            let deadline = ContinuousClock.now + timeout
+            while try await !done() {
+                guard ContinuousClock.now < deadline else { throw FixtureError(message: "the relay did not finish within \(timeout)") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            group.cancelAll()
+            try? await group.waitForAll()
+        }
+    }
+
     func enqueue(_ messages: [OutboxMessage]) async throws -> [Int64] {
         try await client.withTransaction(logger: logger) { connection in
             try await OutboxWriter(schema: schema).enqueue(messages, on: connection, logger: logger)

@@ -214,8 +214,15 @@ public struct DeadLetterStore: Sendable {
                 ORDER BY d.id
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED),
+            -- The keys' enqueue locks (migration 3), in hash order, before any id is taken: a
+            -- transaction enqueueing one of these keys commits first, or waits for this one.
+            locked AS MATERIALIZED (
+                SELECT count(*) AS keys FROM (
+                    SELECT pg_advisory_xact_lock(hashtext('\(s)'), k.hash)
+                    FROM (SELECT DISTINCT ('x' || substr(md5(p.key), 9, 8))::bit(32)::int AS hash
+                          FROM picked p WHERE p.key IS NOT NULL ORDER BY 1) k) l),
             new_ids AS MATERIALIZED (
-                SELECT nextval(pg_get_serial_sequence('\(s).messages', 'id')) AS new_id FROM picked),
+                SELECT nextval(pg_get_serial_sequence('\(s).messages', 'id')) AS new_id FROM locked, picked),
             pairs AS MATERIALIZED (
                 SELECT o.id, o.topic, o.key, o.payload, o.headers, o.content_type, o.type, n.new_id
                 FROM (SELECT p.*, row_number() OVER (ORDER BY p.id) AS rank FROM picked p) o
