@@ -410,7 +410,7 @@ final class Fleet: @unchecked Sendable {
             databaseURL = components.string!
         }
         let arguments = [
-            "run", "--relay-id", id, "--source", id,
+            "run", "--relay-id", id,
             "--lease-ttl", "\(FleetTests.leaseTTL.components.seconds)s",
             "--renew-interval", "\(FleetTests.renewInterval.components.seconds)s",
             "--poll-interval", "200ms", "--batch-size", "\(FleetTests.batchSize)",

@@ -89,6 +89,8 @@ GRANT UPDATE (owner, epoch, lease_expires_at) ON :"schema".lanes TO :"relay_role
 -- membership: heartbeat upsert, deregistration on shutdown
 GRANT SELECT, INSERT, DELETE ON :"schema".relays TO :"relay_role";
 GRANT UPDATE (heartbeat_at) ON :"schema".relays TO :"relay_role";
+-- the outbox's envelope source: the first relay records it, every relay reads it
+GRANT SELECT, INSERT ON :"schema".identity TO :"relay_role";
 -- dead-lettering inserts only; reading or changing dead letters is the admin's job
 GRANT INSERT (id, topic, key, lane, payload, headers, content_type, type, created_at, attempts, reason, error, relay)
     ON :"schema".dead_letters TO :"relay_role";

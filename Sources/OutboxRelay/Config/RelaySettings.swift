@@ -31,7 +31,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_KAFKA_PROPERTIES", "kafka.properties", "", "extra librdkafka properties: name=value entries separated by newlines or commas (env; a comma starts an entry only before name=, \\, is a literal comma, \"…\" quotes a value), one per --kafka-property (flag, verbatim), a map of name: value (file)"),
         ("OUTBOX_KAFKA_MESSAGE_TIMEOUT", "kafka.message_timeout", "30s", "how long the relay waits for delivery reports before giving up on a batch (purged, retried after the outage), 1s-1h"),
         ("OUTBOX_RELAY_ID", "relay.id", "host-pid-random", "this relay's unique name, at most 200 bytes"),
-        ("OUTBOX_SOURCE", "relay.source", "outbox", "envelope source and id prefix"),
+        ("OUTBOX_SOURCE", "relay.source", "the outbox's (outbox)", "envelope source and id prefix; recorded by the first relay, every relay must use the same"),
         ("OUTBOX_BATCH_SIZE", "batch.size", "1000", "messages per batch, 1-10000"),
         ("OUTBOX_LEASE_TTL", "lease.ttl", "15s", "lane lease lifetime, 2s-10m"),
         ("OUTBOX_RENEW_INTERVAL", "lease.renew_interval", "5s", "lease renewal period, 100ms-200s and at most a third of the lease TTL"),
@@ -124,7 +124,7 @@ public struct RelaySettings: Sendable {
             "OUTBOX_STALL_LIMIT",
             default: RelayConfiguration.stallLimit(messageTimeout: kafkaMessageTimeout, statementDeadline: databaseSession.clientDeadline),
             in: .seconds(1)...(.seconds(7200)))
-        let source = value("OUTBOX_SOURCE") ?? "outbox"
+        let source = value("OUTBOX_SOURCE")
         let relayID = value("OUTBOX_RELAY_ID") ?? defaultRelayID()
         guard relayID.utf8.count <= 200 else {
             throw ConfigurationError(setting: "OUTBOX_RELAY_ID", problem: "longer than 200 characters")

@@ -5,8 +5,10 @@ public struct RelayConfiguration: Sendable {
     public var schema: SchemaName
     /// Unique per running relay; appears as lane owner and in `status`.
     public var relayID: String
-    /// Envelope `source` and id prefix.
-    public var source: String
+    /// The envelope `source` (and id prefix) this relay is configured with; nil: whatever the outbox
+    /// recorded (see migration 4), `outbox` if nothing is. The relay refuses to start when it is set
+    /// and differs from the recorded one, since ids must not depend on which relay publishes.
+    public var source: String?
     /// Most messages read, produced and acked together.
     public var batchSize: Int
     /// How long a lane lease lasts without renewal (database clock).
@@ -33,7 +35,7 @@ public struct RelayConfiguration: Sendable {
     public init(
         schema: SchemaName = .default,
         relayID: String,
-        source: String = "outbox",
+        source: String? = nil,
         batchSize: Int = 1000,
         leaseTTL: Duration = .seconds(15),
         renewInterval: Duration = .seconds(5),
@@ -57,6 +59,9 @@ public struct RelayConfiguration: Sendable {
         self.stopWhenDrained = stopWhenDrained
         self.pipelineStallLimit = pipelineStallLimit
     }
+
+    /// The source recorded for an outbox when the first relay to start has none configured.
+    public static let defaultSource = "outbox"
 
     /// A relay stops using a lane this long before its lease could expire by the database clock,
     /// covering clock-rate differences and the time a write takes to reach the database.

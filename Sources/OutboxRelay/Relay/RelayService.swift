@@ -60,11 +60,6 @@ public struct RelayService: Service {
         }
         let keeper = configuredKeeper
         let producers = try ProducerSlot(configuration: producerConfiguration, logger: logger)
-        let pipeline = BatchPipeline(
-            store: store, table: table, doorbell: doorbell, producers: producers,
-            builder: EnvelopeBuilder(
-                source: configuration.source, maximumMessageBytes: configuration.maximumMessageBytes, publisher: configuration.relayID),
-            configuration: configuration, logger: logger, metrics: metrics, health: health)
         let monitor = RelayMonitor(
             database: database, schema: configuration.schema, table: table, producers: producers, health: health,
             metrics: metrics, interval: RelayMonitor.defaultInterval, logger: logger)
@@ -79,6 +74,14 @@ public struct RelayService: Service {
             throw RelayStartupError.schemaVersionMismatch(
                 schema: configuration.schema.rawValue, found: version, expected: Migrator.latestVersion)
         }
+        let source = try await store.recordedSource(wanted: configuration.source ?? RelayConfiguration.defaultSource, logger: logger)
+        if let configured = configuration.source, configured != source {
+            throw RelayStartupError.sourceMismatch(schema: configuration.schema.rawValue, configured: configured, recorded: source)
+        }
+        let pipeline = BatchPipeline(
+            store: store, table: table, doorbell: doorbell, producers: producers,
+            builder: EnvelopeBuilder(source: source, maximumMessageBytes: configuration.maximumMessageBytes, publisher: configuration.relayID),
+            configuration: configuration, logger: logger, metrics: metrics, health: health)
         logger.info(
             "relay starting",
             metadata: ["schema": "\(configuration.schema)", "batch_size": "\(configuration.batchSize)", "lease_ttl": "\(configuration.leaseTTL)"])
@@ -136,6 +139,7 @@ public struct RelayStalled: Error, CustomStringConvertible, Sendable {
 /// Why a relay refused to start.
 public enum RelayStartupError: Error, CustomStringConvertible {
     case schemaVersionMismatch(schema: String, found: Int, expected: Int)
+    case sourceMismatch(schema: String, configured: String, recorded: String)
 
     public var description: String {
         switch self {
@@ -143,6 +147,13 @@ public enum RelayStartupError: Error, CustomStringConvertible {
             return "schema \(schema) is at version \(found) but this relay needs \(expected): run `outbox-relay migrate` first"
         case .schemaVersionMismatch(let schema, let found, let expected):
             return "schema \(schema) is at version \(found), newer than this relay (\(expected)): upgrade outbox-relay"
+        case .sourceMismatch(let schema, let configured, let recorded):
+            return "OUTBOX_SOURCE is \(String(reflecting: configured)) but the outbox in schema \(schema) publishes as"
+                + " \(String(reflecting: recorded)) (recorded in \(schema).identity by its first relay): envelope ids are"
+                + " <source>/<outbox id> and consumers deduplicate on them, so every relay must use the same source."
+                + " Unset OUTBOX_SOURCE (or set it to \(String(reflecting: recorded))); to change the source for all relays,"
+                + " UPDATE \(schema).identity SET source = '\(configured.replacingOccurrences(of: "'", with: "''"))'"
+                + " (every id changes from then on)"
         }
     }
 }

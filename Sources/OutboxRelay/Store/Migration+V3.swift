@@ -21,39 +21,56 @@ extension Migration {
         version: 3,
         name: "same-key enqueues commit in id order",
         sql: """
-            CREATE OR REPLACE FUNCTION {schema}.enqueue(
-                topic text, key text, payload bytea,
-                headers jsonb DEFAULT '{}', type text DEFAULT NULL, content_type text DEFAULT NULL
-            ) RETURNS bigint LANGUAGE plpgsql AS $fn$
+            -- CREATE OR REPLACE resets SECURITY DEFINER and SET search_path, which the least-privilege
+            -- roles (deploy/sql/roles.sql) put on this function: keep them, or applications
+            -- enqueueing as the app role would fail from this migration until roles.sql ran again.
+            DO $migration$
             DECLARE
-                new_id bigint;
+                was_definer boolean;
             BEGIN
-                IF enqueue.topic IS NULL OR enqueue.topic = '' THEN
-                    RAISE EXCEPTION 'outbox enqueue: topic must not be empty'
-                        USING ERRCODE = 'invalid_parameter_value';
+                SELECT p.prosecdef INTO was_definer FROM pg_proc p
+                WHERE p.oid = '{schema}.enqueue(text, text, bytea, jsonb, text, text)'::regprocedure;
+                EXECUTE $create$
+                CREATE OR REPLACE FUNCTION {schema}.enqueue(
+                    topic text, key text, payload bytea,
+                    headers jsonb DEFAULT '{}', type text DEFAULT NULL, content_type text DEFAULT NULL
+                ) RETURNS bigint LANGUAGE plpgsql AS $fn$
+                DECLARE
+                    new_id bigint;
+                BEGIN
+                    IF enqueue.topic IS NULL OR enqueue.topic = '' THEN
+                        RAISE EXCEPTION 'outbox enqueue: topic must not be empty'
+                            USING ERRCODE = 'invalid_parameter_value';
+                    END IF;
+                    IF enqueue.payload IS NULL THEN
+                        RAISE EXCEPTION 'outbox enqueue: payload must not be NULL (use an empty bytea)'
+                            USING ERRCODE = 'invalid_parameter_value';
+                    END IF;
+                    IF enqueue.headers IS NOT NULL AND jsonb_typeof(enqueue.headers) <> 'object' THEN
+                        RAISE EXCEPTION 'outbox enqueue: headers must be a JSON object of strings, got %',
+                            jsonb_typeof(enqueue.headers) USING ERRCODE = 'invalid_parameter_value';
+                    END IF;
+                    -- Before the id is taken: a concurrent enqueuer of this key commits first, or waits.
+                    IF enqueue.key IS NOT NULL AND coalesce(current_setting('outbox.serialize_keys', true), '') <> 'off' THEN
+                        PERFORM pg_advisory_xact_lock(hashtext('{schema}'),
+                            ('x' || substr(md5(convert_to(enqueue.key, 'UTF8')), 9, 8))::bit(32)::int);
+                    END IF;
+                    INSERT INTO {schema}.messages (topic, key, payload, headers, type, content_type)
+                    VALUES (enqueue.topic, convert_to(enqueue.key, 'UTF8'), enqueue.payload,
+                            coalesce(enqueue.headers, '{}'), enqueue.type, enqueue.content_type)
+                    RETURNING id INTO new_id;
+                    -- Wakes idle relays at commit; identical notifications in one transaction fold into one.
+                    PERFORM pg_notify('{schema}_messages', '');
+                    RETURN new_id;
+                END
+                $fn$;
+                $create$;
+                IF was_definer THEN
+                    ALTER FUNCTION {schema}.enqueue(text, text, bytea, jsonb, text, text)
+                        SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
                 END IF;
-                IF enqueue.payload IS NULL THEN
-                    RAISE EXCEPTION 'outbox enqueue: payload must not be NULL (use an empty bytea)'
-                        USING ERRCODE = 'invalid_parameter_value';
-                END IF;
-                IF enqueue.headers IS NOT NULL AND jsonb_typeof(enqueue.headers) <> 'object' THEN
-                    RAISE EXCEPTION 'outbox enqueue: headers must be a JSON object of strings, got %',
-                        jsonb_typeof(enqueue.headers) USING ERRCODE = 'invalid_parameter_value';
-                END IF;
-                -- Before the id is taken: a concurrent enqueuer of this key commits first, or waits.
-                IF enqueue.key IS NOT NULL AND coalesce(current_setting('outbox.serialize_keys', true), '') <> 'off' THEN
-                    PERFORM pg_advisory_xact_lock(hashtext('{schema}'),
-                        ('x' || substr(md5(convert_to(enqueue.key, 'UTF8')), 9, 8))::bit(32)::int);
-                END IF;
-                INSERT INTO {schema}.messages (topic, key, payload, headers, type, content_type)
-                VALUES (enqueue.topic, convert_to(enqueue.key, 'UTF8'), enqueue.payload,
-                        coalesce(enqueue.headers, '{}'), enqueue.type, enqueue.content_type)
-                RETURNING id INTO new_id;
-                -- Wakes idle relays at commit; identical notifications in one transaction fold into one.
-                PERFORM pg_notify('{schema}_messages', '');
-                RETURN new_id;
             END
-            $fn$;
+            $migration$;
             """
     )
 }

@@ -174,6 +174,18 @@ struct RelayStore: Sendable {
     }
 
     /// Whether the outbox holds no message at all (used by `run --stop-when-drained`).
+    /// The outbox's envelope source (migration 4): `wanted` is recorded if none is yet; the
+    /// recorded one is returned either way.
+    func recordedSource(wanted: String, logger: Logger) async throws -> String {
+        var binds = PostgresBindings(capacity: 2)
+        binds.append(wanted)
+        binds.append(relayID)
+        return try await database.rows("reading the outbox's envelope source", PostgresQuery(unsafeSQL: sql.recordSource, binds: binds), logger: logger) { rows in
+            for try await source in rows.decode(String.self) { return source }
+            return wanted
+        }
+    }
+
     func isEmpty(logger: Logger) async throws -> Bool {
         try await database.rows("checking for an empty outbox", PostgresQuery(unsafeSQL: sql.isEmpty), logger: logger) { rows in
             for try await empty in rows.decode(Bool.self) { return empty }
@@ -231,6 +243,7 @@ extension RelayStore {
     /// The statement texts, rendered once for the configured schema.
     struct SQL: Sendable {
         let heartbeat, deregister, claim, renew, release, releaseAllOwned, readBatch, ack, retry, deadLetter, isEmpty: String
+        let recordSource: String
 
         init(schema s: String) {
             heartbeat = """
@@ -334,6 +347,15 @@ extension RelayStore {
                 SELECT (SELECT count(*) FROM inserted), ARRAY(SELECT lane FROM fence)
                 """
             isEmpty = "SELECT NOT EXISTS (SELECT 1 FROM \(s).messages)"
+            // The first relay records its source; every one reads back what is recorded (the
+            // insert's row is not visible to the same statement's select, hence the coalesce).
+            recordSource = """
+                WITH recorded AS (
+                    INSERT INTO \(s).identity (source, recorded_by) VALUES ($1, $2)
+                    ON CONFLICT (singleton) DO NOTHING
+                    RETURNING source)
+                SELECT coalesce((SELECT source FROM recorded), (SELECT source FROM \(s).identity))
+                """
         }
     }
 }
