@@ -301,16 +301,24 @@ import Testing
             }
             try await fleet.drainAndStop(expectingExitZero: ["a", "b"])
 
-            let ledger = try await fleet.ledger(expected.filter { pendingWhileDown.contains($0.key) })
+            // Over everything enqueued: a broker that keeps its data across a graceful restart
+            // (noida-db) still holds what was acked before it; one that does not (Tansu) lost it,
+            // which is the broker's loss, not the relay's — so only the pending ids must be there.
+            let ledger = try await fleet.ledger(expected)
+            let lostPending = ledger.lost.filter { pendingWhileDown.contains($0) }
+            let ackedBefore = Set(expected.keys).subtracting(pendingWhileDown)
+            let publishedAgain = ledger.duplicatedIDs.filter { ackedBefore.contains($0) }
+            let keptAcrossRestart = ackedBefore.filter { ledger.copies[$0] != nil }.count
             let resumed = fleet.relays.values.filter { $0.standardError.contains("broker reachable again; resuming") }.count
             let replaced = fleet.relays.values.filter { $0.standardError.contains("replaced the Kafka producer") }.count
             fleet.measure(
                 "broker-restart", "200000 msgs/300 keys, 2 relays (batch \(batchSize)), \(pendingWhileDown.count) pending while the broker was"
-                    + " down (the rest acked by the old broker, lost with it): \(ledger); relays that resumed after"
+                    + " down (the rest acked by the old broker; \(keptAcrossRestart) of them kept across its restart): \(ledger); relays that resumed after"
                     + " pausing: \(resumed), that replaced their producer: \(replaced)")
             #expect(!pendingWhileDown.isEmpty && pendingWhileDown.count < expected.count, "restarted mid-drain")
-            #expect(ledger.lost.isEmpty, "everything pending at the restart published afterwards: \(ledger)")
-            #expect(ledger.unexpected.isEmpty, "nothing acked before the restart published again: \(ledger)")
+            #expect(lostPending.isEmpty, "everything pending at the restart published afterwards: \(lostPending.prefix(10)) \(ledger)")
+            #expect(publishedAgain.isEmpty, "nothing acked before the restart published again: \(publishedAgain.prefix(10))")
+            #expect(ledger.unexpected.isEmpty, "\(ledger)")
             #expect(ledger.orderViolations.isEmpty, "\(ledger)")
             #expect(ledger.duplicates <= 2 * batchSize, "at most one batch per relay: \(ledger)")
             #expect(ledger.deadLettered.isEmpty, "an outage is not poison")
