@@ -102,4 +102,86 @@ import Testing
             #expect(viaMock.orderViolations.isEmpty && viaTansu.orderViolations.isEmpty, "\(viaMock) / \(viaTansu)")
         }
     }
+
+    /// Disabled until the fix lands (issue 12, hole 4): it fails today — the other partitions'
+    /// keys do not drain within 120 s, since every batch waits for the delivery timeout for the
+    /// slow partition's records. Giving up on those stragglers early is not enough: purging
+    /// in-flight records makes librdkafka's idempotent producer drain every partition before it
+    /// sends again (and `enable.gapless.guarantee` raise a fatal error), so the fix must leave
+    /// them in flight and settle them later (branch `wip/issue-12-hole-4-stragglers`).
+    ///
+    /// One partition whose leader answers after 20 s (librdkafka's mock cluster; a leader of -1 or
+    /// a broker set down stalls or crashes the 2.16 mock itself) while 300 keys drain: the keys of
+    /// the other partitions must drain at close to their normal speed, and the relay neither treat
+    /// it as a broker outage nor replace its producer again and again. Normal speed is measured in
+    /// the same test, on the same cluster.
+    @Test(.disabled("issue 12, hole 4: one slow partition still stalls every key (see the doc comment)"))
+    func aPartitionWithoutLeaderDelaysOnlyItsOwnKeys() async throws {
+        try await Fleet.with { fleet in
+            let cluster = try MockKafkaCluster(brokers: 3)
+            let topic = fleet.fixture.topic
+            try cluster.createTopic(topic, partitions: 4, replicationFactor: 3)
+            // Partition 0 led by broker 3, the others by brokers 1 and 2: slowing broker 3 down
+            // slows partition 0 only. (A leader of -1 crashes librdkafka 2.16's mock broker on the
+            // next produce request; broker 3 set down stalled every partition in the mock.)
+            for (partition, broker) in [(0, 3), (1, 1), (2, 2), (3, 1)] as [(Int32, Int32)] {
+                try cluster.setLeader(topic: topic, partition: partition, broker: broker)
+            }
+            let a = try await fleet.start(
+                "a", extra: ["--kafka-brokers", cluster.bootstrapServers, "--kafka-message-timeout", "3s"],
+                logLevel: ProcessInfo.processInfo.environment["FLEET_RELAY_LOG_LEVEL"] ?? "info")
+            try await fleet.waitUntil("a holds every lane", timeout: .seconds(30)) { try await fleet.lanesOwned(by: a) == 256 }
+            let count = 30_000
+            // Normal speed: every partition led.
+            var expected = try await fleet.enqueue(count, keys: 300)
+            let normalStart = ContinuousClock.now
+            try await fleet.waitUntil("the normal drain", timeout: .seconds(120), poll: .milliseconds(50)) { try await fleet.pending() == 0 }
+            let normal = ContinuousClock.now - normalStart
+            // Which keys live on partition 0 (the partitioner is deterministic).
+            var partitionOf: [String: Int32] = [:]
+            for record in try await fleet.fixture.readTopic(brokers: cluster.bootstrapServers) {
+                partitionOf[String(decoding: record.key ?? [], as: UTF8.self)] = record.partition
+            }
+            let stuckKeys = Set(partitionOf.filter { $0.value == 0 }.keys)
+
+            try cluster.setRoundTrip(broker: 3, .seconds(20))
+            let second = try await fleet.enqueue(count, keys: 300, first: count)
+            expected.merge(second) { $1 }
+            let stuck = second.values.filter { stuckKeys.contains($0) }.count
+            let faultyStart = ContinuousClock.now
+            do {
+                try await fleet.waitUntil("every other partition's keys drained", timeout: .seconds(120), poll: .milliseconds(50)) {
+                    try await fleet.pending() <= stuck
+                }
+            } catch {
+                Issue.record("\(try await fleet.pending()) pending, \(stuck) of them partition 0's; relay log: \(fleet.relays[a]?.standardError.suffix(6000) ?? "")")
+                throw error
+            }
+            let others = ContinuousClock.now - faultyStart
+            let pendingThen = try await fleet.pending()
+            try cluster.setRoundTrip(broker: 3, .zero)
+            try await fleet.waitUntil("the rest drained once the partition has a leader", timeout: .seconds(120)) {
+                try await fleet.pending() == 0
+            }
+            let log = fleet.relays[a]?.standardError ?? ""
+            #expect(await fleet.stop(a, SIGTERM) == 0)
+            let ledger = try Ledger(
+                records: try await fleet.fixture.readTopic(brokers: cluster.bootstrapServers), expected: expected,
+                deadLettered: try await fleet.deadLetteredIDs())
+            let replacements = log.components(separatedBy: "replaced the Kafka producer").count - 1
+            let outages = log.components(separatedBy: "broker unreachable; pausing").count - 1
+            let ratio = others / normal
+            Measurements.record(
+                "leaderless-partition", "\(count) msgs/300 keys, 4 partitions, 1 relay (debug): normal drain \(normal.secondsText)s;"
+                    + " partition 0 without leader: the other \(count - stuck) drained in \(others.secondsText)s"
+                    + " (\(String(format: "%.2f", ratio))× normal), \(pendingThen) left for partition 0; producer replaced \(replacements)×,"
+                    + " outage pauses \(outages); \(ledger)")
+            // Within 2× of normal plus a few straggler waits (each a fraction of a second), generous for CI.
+            #expect(others < normal * 2 + .seconds(5), "others drained in \(others), normally \(normal)")
+            #expect(replacements == 0, "no producer replacement loop: \(log.suffix(2000))")
+            #expect(outages == 0, "a partition without leader is not a broker outage")
+            #expect(ledger.lost.isEmpty && ledger.orderViolations.isEmpty, "\(ledger)")
+            #expect(ledger.deadLettered.isEmpty)
+        }
+    }
 }
