@@ -34,6 +34,17 @@ import Testing
                 records: try await fixture.readTopic(brokers: cluster.bootstrapServers), expected: expected, deadLettered: deadLettered)
         }
 
+        /// The ledger, recorded as `scenario`'s measurement, after the checks every scenario
+        /// shares: nothing lost, no key out of order, nothing unexpected.
+        func cleanLedger(_ scenario: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Ledger {
+            let ledger = try await ledger()
+            Measurements.record("broker-fault", "\(scenario): \(ledger)")
+            #expect(ledger.lost.isEmpty, "\(ledger)", sourceLocation: sourceLocation)
+            #expect(ledger.orderViolations.isEmpty, "\(ledger)", sourceLocation: sourceLocation)
+            #expect(ledger.unexpected.isEmpty && ledger.keyMismatches == 0, "\(ledger)", sourceLocation: sourceLocation)
+            return ledger
+        }
+
         func deadLetterReasons() async throws -> [String: Int64] {
             var reasons: [String: Int64] = [:]
             let rows = try await fixture.client.query(
@@ -85,6 +96,12 @@ import Testing
         }
     }
 
+    /// Fails the fourth produce request (to whichever broker) with `error`: with 20 records per
+    /// request, the middle of the 400-record batch.
+    static func failFourthProduceRequest(with error: rd_kafka_resp_err_t) -> @Sendable (MockKafkaCluster) throws -> Void {
+        { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), error]) }
+    }
+
     // MARK: Records waiting in librdkafka's queue past the delivery timeout
 
     /// librdkafka times out queued records one by one by their enqueue time, and writes the ones
@@ -103,12 +120,8 @@ import Testing
                 try cluster.setAllBrokers(up: true)
             }
         ) { run in
-            let ledger = try await run.ledger()
-            Measurements.record("broker-fault", "\(#function): \(ledger)")
-            #expect(ledger.lost.isEmpty, "\(ledger)")
-            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            _ = try await run.cleanLedger("brokers down past the delivery timeout, records queued")
             #expect(try await run.deadLetterReasons().isEmpty, "an outage is not poison")
-            #expect(ledger.unexpected.isEmpty && ledger.keyMismatches == 0)
         }
     }
 
@@ -118,12 +131,9 @@ import Testing
     @Test func aRetriableErrorInTheMiddleOfABatchReordersNothing() async throws {
         try await Self.drain(
             kafkaProperties: ["batch.num.messages": "20"],
-            before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION]) }
+            before: Self.failFourthProduceRequest(with: RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
         ) { run in
-            let ledger = try await run.ledger()
-            Measurements.record("broker-fault", "\(#function): \(ledger)")
-            #expect(ledger.lost.isEmpty, "\(ledger)")
-            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            _ = try await run.cleanLedger("retriable error mid-batch")
             #expect(try await run.deadLetterReasons().isEmpty)
         }
     }
@@ -139,10 +149,7 @@ import Testing
                 }
             }
         ) { run in
-            let ledger = try await run.ledger()
-            Measurements.record("broker-fault", "\(#function): \(ledger)")
-            #expect(ledger.lost.isEmpty, "\(ledger)")
-            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            _ = try await run.cleanLedger("a request answered after the delivery timeout")
             #expect(try await run.deadLetterReasons().isEmpty, "a timeout is not poison")
         }
     }
@@ -152,13 +159,10 @@ import Testing
     @Test func aPermanentErrorInTheMiddleOfABatchDeadLettersOnlyItsRecords() async throws {
         try await Self.drain(
             kafkaProperties: ["batch.num.messages": "20"],
-            before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), RD_KAFKA_RESP_ERR_INVALID_RECORD]) }
+            before: Self.failFourthProduceRequest(with: RD_KAFKA_RESP_ERR_INVALID_RECORD)
         ) { run in
-            let ledger = try await run.ledger()
-            Measurements.record("broker-fault", "\(#function): \(ledger)")
+            _ = try await run.cleanLedger("permanent error mid-batch")
             let reasons = try await run.deadLetterReasons()
-            #expect(ledger.lost.isEmpty, "\(ledger)")
-            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
             #expect(Set(reasons.keys) == ["broker_rejected"], "\(reasons)")
             #expect((reasons["broker_rejected"] ?? 0) <= 20, "only the failed request's records: \(reasons)")
         }
@@ -170,12 +174,9 @@ import Testing
     func aProducerStateErrorInTheMiddleOfABatchLosesAndReordersNothing(_ error: rd_kafka_resp_err_t) async throws {
         try await Self.drain(
             kafkaProperties: ["batch.num.messages": "20"],
-            before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), error]) }
+            before: Self.failFourthProduceRequest(with: error)
         ) { run in
-            let ledger = try await run.ledger()
-            Measurements.record("broker-fault", "producer state error \(error.rawValue): \(ledger)")
-            #expect(ledger.lost.isEmpty, "\(ledger)")
-            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            _ = try await run.cleanLedger("producer state error \(error.rawValue) mid-batch")
             #expect(try await run.deadLetterReasons().isEmpty, "the record is not at fault")
             #expect(try await run.fixture.scalar("SELECT count(*) FROM {schema}.messages WHERE attempts > 0", as: Int64.self) == 0)
         }
@@ -186,12 +187,9 @@ import Testing
     @Test func aBrokerSizeRefusalOfARequestIsRetriedNotDeadLettered() async throws {
         try await Self.drain(
             kafkaProperties: ["batch.num.messages": "20"],
-            before: { $0.failNextRequests(.produce, with: [.init(0), .init(0), .init(0), RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE]) }
+            before: Self.failFourthProduceRequest(with: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
         ) { run in
-            let ledger = try await run.ledger()
-            Measurements.record("broker-fault", "broker size refusal: \(ledger)")
-            #expect(ledger.lost.isEmpty, "\(ledger)")
-            #expect(ledger.orderViolations.isEmpty, "\(ledger)")
+            let ledger = try await run.cleanLedger("broker size refusal of a request")
             #expect(try await run.deadLetterReasons().isEmpty, "healthy records are not poison")
             #expect(ledger.distinctPublished == Self.messages)
         }

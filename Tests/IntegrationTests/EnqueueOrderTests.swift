@@ -19,30 +19,51 @@ import Testing
         try await fixture.client.withTransaction(logger: fixture.logger) { try await body($0) }
     }
 
+    /// Enqueues one message for `key` in a transaction that stays open while `whileOpen` runs,
+    /// then commits it. `waiter` runs concurrently from the moment the message is enqueued (given
+    /// its id) and is expected to block on the key until the commit; `whileOpen` gets the id and
+    /// whether the waiter has finished yet.
+    static func holdingAnEnqueue(
+        _ fixture: OutboxFixture, key: String,
+        waiter: @escaping @Sendable (Int64) async throws -> Void,
+        whileOpen: @Sendable (Int64, Flag) async throws -> Void
+    ) async throws {
+        let writer = OutboxWriter(schema: fixture.schema)
+        let enqueued = AsyncStream<Int64>.makeStream()
+        let release = AsyncStream<Void>.makeStream()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Self.transaction(fixture) { connection in
+                    let id = try await writer.enqueue(OutboxMessage(topic: fixture.topic, key: key, payload: "held"), on: connection, logger: fixture.logger)
+                    enqueued.continuation.yield(id)
+                    for await _ in release.stream { break }
+                }
+            }
+            var iterator = enqueued.stream.makeAsyncIterator()
+            let id = try #require(await iterator.next())
+            let waiterDone = Flag()
+            group.addTask {
+                try await waiter(id)
+                waiterDone.set()
+            }
+            try await whileOpen(id, waiterDone)
+            release.continuation.yield()
+            release.continuation.finish()
+            try await group.waitForAll()
+            #expect(waiterDone.isSet)
+        }
+    }
+
     @Test func aSecondEnqueuerOfTheSameKeyWaitsForTheFirstToCommitAndGetsTheHigherID() async throws {
         try await OutboxFixture.with { fixture in
             let writer = OutboxWriter(schema: fixture.schema)
             let message = OutboxMessage(topic: fixture.topic, key: "k", payload: "x")
-            let firstEnqueued = AsyncStream<Int64>.makeStream()
-            let release = AsyncStream<Void>.makeStream()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await Self.transaction(fixture) { connection in
-                        let id = try await writer.enqueue(message, on: connection, logger: fixture.logger)
-                        firstEnqueued.continuation.yield(id)
-                        for await _ in release.stream { break }
-                    }
+            try await Self.holdingAnEnqueue(fixture, key: "k") { first in
+                let second = try await Self.transaction(fixture) { connection in
+                    try await writer.enqueue(message, on: connection, logger: fixture.logger)
                 }
-                var iterator = firstEnqueued.stream.makeAsyncIterator()
-                let first = try #require(await iterator.next())
-                let secondDone = Flag()
-                group.addTask {
-                    let second = try await Self.transaction(fixture) { connection in
-                        try await writer.enqueue(message, on: connection, logger: fixture.logger)
-                    }
-                    secondDone.set()
-                    #expect(second > first, "the waiting enqueuer takes its id after the first committed")
-                }
+                #expect(second > first, "the waiting enqueuer takes its id after the first committed")
+            } whileOpen: { first, secondDone in
                 // An unrelated key is not held up.
                 let other = try await Self.transaction(fixture) { connection in
                     try await writer.enqueue(OutboxMessage(topic: fixture.topic, key: "other", payload: "y"), on: connection, logger: fixture.logger)
@@ -53,10 +74,6 @@ import Testing
                 let waiting = try await fixture.scalar(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", as: Int64.self)
                 #expect(waiting == 1, "it waits on the key's advisory lock")
-                release.continuation.yield()
-                release.continuation.finish()
-                try await group.waitForAll()
-                #expect(secondDone.isSet)
             }
             // The opt-out: a bulk load nothing else enqueues into concurrently.
             let bulk = try await Self.transaction(fixture) { connection in
@@ -142,35 +159,17 @@ import Testing
     /// message that was not committed yet when the replay started.
     @Test func aReplayWaitsForAnOpenEnqueueOfItsKey() async throws {
         try await OutboxFixture.with { fixture in
-            let writer = OutboxWriter(schema: fixture.schema)
             let deadLetter = try await DeadLetterTests.insertDeadLetter(fixture, topic: fixture.topic, key: "k", reason: .brokerRejected)
             let store = DeadLetterStore(client: fixture.client, schema: fixture.schema)
-            let enqueued = AsyncStream<Int64>.makeStream()
-            let release = AsyncStream<Void>.makeStream()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await Self.transaction(fixture) { connection in
-                        let id = try await writer.enqueue(OutboxMessage(topic: fixture.topic, key: "k", payload: "live"), on: connection, logger: fixture.logger)
-                        enqueued.continuation.yield(id)
-                        for await _ in release.stream { break }
-                    }
-                }
-                var iterator = enqueued.stream.makeAsyncIterator()
-                let live = try #require(await iterator.next())
-                let replayDone = Flag()
-                group.addTask {
-                    let result = try await store.replay(
-                        DeadLetterReplayRequest(filter: try DeadLetterFilter.parse(reasons: ["broker_rejected"]), actor: "test"),
-                        logger: fixture.logger)
-                    replayDone.set()
-                    #expect(result.replayed.map(\.deadLetterID) == [deadLetter])
-                    #expect((result.replayed.first?.outboxID ?? 0) > live, "the replay is ordered after the open enqueue")
-                }
+            try await Self.holdingAnEnqueue(fixture, key: "k") { live in
+                let result = try await store.replay(
+                    DeadLetterReplayRequest(filter: try DeadLetterFilter.parse(reasons: ["broker_rejected"]), actor: "test"),
+                    logger: fixture.logger)
+                #expect(result.replayed.map(\.deadLetterID) == [deadLetter])
+                #expect((result.replayed.first?.outboxID ?? 0) > live, "the replay is ordered after the open enqueue")
+            } whileOpen: { _, replayDone in
                 try await Task.sleep(for: .milliseconds(500))
                 #expect(!replayDone.isSet, "the replay waits while the enqueue of its key is uncommitted")
-                release.continuation.yield()
-                release.continuation.finish()
-                try await group.waitForAll()
             }
         }
     }
