@@ -69,17 +69,14 @@ public struct OutboxWriter: Sendable {
         binds.append(types.map { $0 ?? "" })
         binds.append(contentTypes.map { $0 ?? "" })
         // `enqueue` locks each key until the transaction ends (same-key enqueues commit in id
-        // order). Taken one by one in input order, two batches with the same keys in different
-        // orders could deadlock; so every key of the batch is locked first, in hash order (the
-        // aggregate finishes before any `enqueue` runs), and `enqueue` then finds its lock held.
+        // order; see the schema's migration 3). Taken one by one in input order, two batches with
+        // the same keys in different orders could deadlock; so every key of the batch is locked
+        // first, in a fixed order (the CTE is computed before any `enqueue` runs), and `enqueue`
+        // then finds its lock held.
         let sql = """
             WITH locked AS MATERIALIZED (
-                SELECT count(*) AS keys FROM (
-                    SELECT pg_advisory_xact_lock(hashtext('\(schema)'), k.hash)
-                    FROM (SELECT DISTINCT ('x' || substr(md5(convert_to(u.key, 'UTF8')), 9, 8))::bit(32)::int AS hash
-                          FROM unnest($2::text[], $3::bool[]) AS u(key, no_key)
-                          WHERE NOT u.no_key AND coalesce(current_setting('outbox.serialize_keys', true), '') <> 'off'
-                          ORDER BY 1) k) l)
+                SELECT \(schema).lock_keys(array_agg(convert_to(u.key, 'UTF8')) FILTER (WHERE NOT u.no_key))
+                FROM unnest($2::text[], $3::bool[]) AS u(key, no_key))
             SELECT \(schema).enqueue(m.topic, CASE WHEN m.no_key THEN NULL ELSE m.key END, m.payload,
                                      m.headers::jsonb, NULLIF(m.type, ''), NULLIF(m.content_type, ''))
             FROM locked,

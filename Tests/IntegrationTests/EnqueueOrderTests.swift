@@ -88,12 +88,70 @@ import Testing
         }
     }
 
-    /// Two batch enqueuers with the same keys in opposite orders: the batch locks its keys in hash
-    /// order first, so they serialize instead of deadlocking.
-    @Test func batchesWithTheSameKeysInOppositeOrdersDoNotDeadlock() async throws {
+    /// A bulk enqueue of 50,000 distinct keys in one transaction (the lock table holds ~6,400 locks
+    /// on a default server): after 64 keys the transaction locks lanes instead, so it succeeds with
+    /// at most 64 key locks and 256 lane locks, and a concurrent enqueuer of one of its keys waits.
+    @Test func aBulkEnqueueSwitchesToLaneLocksAndStillSerializesItsKeys() async throws {
         try await OutboxFixture.with { fixture in
             let writer = OutboxWriter(schema: fixture.schema)
-            let keys = (0..<50).map { "key-\($0)" }
+            try await Self.holdingBulk(fixture, writer: writer) { held in
+                #expect(held.exclusive <= 64 + 256 && held.shared <= 256, "\(held)")
+            }
+            #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 50_001)
+        }
+    }
+
+    /// Enqueues 50,000 distinct keys (CLI-sized chunks of 5,000) in a transaction kept open while a
+    /// second transaction enqueues key 49,999 again: that one must wait for the commit.
+    static func holdingBulk(
+        _ fixture: OutboxFixture, writer: OutboxWriter, check: @escaping @Sendable ((exclusive: Int64, shared: Int64)) -> Void
+    ) async throws {
+        let bulkEnqueued = AsyncStream<Void>.makeStream()
+        let release = AsyncStream<Void>.makeStream()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Self.transaction(fixture) { connection in
+                    for chunk in stride(from: 0, to: 50_000, by: 5_000) {
+                        _ = try await writer.enqueue(
+                            (chunk..<chunk + 5_000).map { OutboxMessage(topic: fixture.topic, key: "bulk-\($0)", payload: "b") }, on: connection,
+                            logger: fixture.logger)
+                    }
+                    let rows = try await connection.query(
+                        """
+                        SELECT count(*) FILTER (WHERE mode = 'ExclusiveLock'), count(*) FILTER (WHERE mode = 'ShareLock')
+                        FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                        """, logger: fixture.logger)
+                    for try await (exclusive, shared) in rows.decode((Int64, Int64).self) { check((exclusive, shared)) }
+                    bulkEnqueued.continuation.yield()
+                    for await _ in release.stream { break }
+                }
+            }
+            var iterator = bulkEnqueued.stream.makeAsyncIterator()
+            _ = await iterator.next()
+            let laterDone = Flag()
+            group.addTask {
+                _ = try await Self.transaction(fixture) { connection in
+                    try await writer.enqueue(OutboxMessage(topic: fixture.topic, key: "bulk-49999", payload: "later"), on: connection, logger: fixture.logger)
+                }
+                laterDone.set()
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!laterDone.isSet, "a key of the open bulk transaction waits for its commit")
+            release.continuation.yield()
+            release.continuation.finish()
+            try await group.waitForAll()
+            #expect(laterDone.isSet)
+        }
+    }
+
+    /// Two batch enqueuers with the same keys in opposite orders: the batch locks its keys in hash
+    /// order first, so they serialize instead of deadlocking.
+    /// With 50 keys a batch locks keys (shared lanes, exclusive keys); with 200, lanes.
+    @Test(arguments: [50, 200])
+    func batchesWithTheSameKeysInOppositeOrdersDoNotDeadlock(_ keyCount: Int) async throws {
+        try await OutboxFixture.with { fixture in
+            let writer = OutboxWriter(schema: fixture.schema)
+            let keys = (0..<keyCount).map { "key-\($0)" }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for reversed in [false, true] {
                     group.addTask {
@@ -109,7 +167,7 @@ import Testing
                 }
                 try await group.waitForAll()
             }
-            #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 2_000)
+            #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == Int64(2 * 20 * keyCount))
         }
     }
 

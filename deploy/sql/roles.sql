@@ -103,6 +103,8 @@ ALTER FUNCTION :"schema".enqueue(text, text, bytea, jsonb, text, text)
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 GRANT USAGE ON SCHEMA :"schema" TO :"app_role";
 GRANT EXECUTE ON FUNCTION :"schema".enqueue(text, text, bytea, jsonb, text, text) TO :"app_role";
+-- OutboxWriter locks a batch's keys in one call before enqueueing them (SECURITY DEFINER, no tables).
+GRANT EXECUTE ON FUNCTION :"schema".lock_keys(bytea[]) TO :"app_role";
 
 COMMIT;
 \echo 'roles ready on schema' :schema ': relay' :relay_role ', app' :app_role ', admin' :admin_role

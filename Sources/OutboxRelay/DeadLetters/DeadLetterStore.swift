@@ -214,13 +214,9 @@ public struct DeadLetterStore: Sendable {
                 ORDER BY d.id
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED),
-            -- The keys' enqueue locks (migration 3), in hash order, before any id is taken: a
-            -- transaction enqueueing one of these keys commits first, or waits for this one.
-            locked AS MATERIALIZED (
-                SELECT count(*) AS keys FROM (
-                    SELECT pg_advisory_xact_lock(hashtext('\(s)'), k.hash)
-                    FROM (SELECT DISTINCT ('x' || substr(md5(p.key), 9, 8))::bit(32)::int AS hash
-                          FROM picked p WHERE p.key IS NOT NULL ORDER BY 1) k) l),
+            -- The keys' enqueue locks (migration 3) before any id is taken: a transaction
+            -- enqueueing one of these keys commits first, or waits for this one.
+            locked AS MATERIALIZED (SELECT \(s).lock_keys(array_agg(p.key)) FROM picked p),
             new_ids AS MATERIALIZED (
                 SELECT nextval(pg_get_serial_sequence('\(s).messages', 'id')) AS new_id FROM locked, picked),
             pairs AS MATERIALIZED (

@@ -4,19 +4,28 @@ extension Migration {
     /// Ids are assigned at insert, but the relay sees a row at commit: two transactions enqueueing
     /// for one key at the same time could commit in the opposite order of their ids, and the relay
     /// would then publish the higher id first — `sequence` going backwards for a consumer. Now
-    /// `enqueue` first takes a transaction-level advisory lock on the key (`pg_advisory_xact_lock`
-    /// on the schema name's hash and 32 bits of the key bytes' md5 — a formula on bytes, so `dlq
-    /// replay`, which copies keys as bytes, takes the same lock), so a second transaction enqueueing the same key waits
-    /// until the first one commits or rolls back, and gets its id only then: per key, commit order
-    /// is id order. Messages without a key are not ordered and take no lock.
+    /// every enqueue first locks its key until the transaction ends (`lock_keys`, transaction-level
+    /// advisory locks), so a second transaction enqueueing the same key waits until the first one
+    /// commits or rolls back, and gets its id only then: per key, commit order is id order.
+    /// Messages without a key are not ordered and take no lock.
     ///
-    /// Costs, documented in the README: a transaction enqueueing a key holds its lock until it ends,
-    /// so same-key enqueuers serialize (other keys are untouched); two transactions enqueueing two
-    /// keys in opposite orders deadlock (PostgreSQL aborts one after `deadlock_timeout`; enqueue a
-    /// transaction's keys in a consistent order, as `OutboxWriter` does for a batch); every distinct
-    /// key is one lock until commit, so a transaction enqueueing many thousands of distinct keys
-    /// needs a larger `max_locks_per_transaction` — or `SET LOCAL outbox.serialize_keys = off` for a
-    /// bulk load nothing else enqueues into concurrently.
+    /// Two lock levels keep the lock table bounded whatever a transaction enqueues:
+    /// - `keys` (the default): a shared lock on the key's lane and an exclusive lock on the key
+    ///   (32 bits of the key bytes' md5 — a formula on bytes, so `dlq replay`, which copies keys as
+    ///   bytes, takes the same lock). Different keys never wait for each other.
+    /// - `lanes`: an exclusive lock on the key's lane. A transaction whose first enqueue call brings
+    ///   more than 64 keys (`max_locks_per_transaction`'s default; an `OutboxWriter` batch, a CLI
+    ///   `--count`) uses it, so a bulk enqueue takes at most 256 lane locks instead of one per key;
+    ///   it then serializes with every enqueuer of those lanes. The first call decides for the whole
+    ///   transaction (upgrading shared lane locks to exclusive later could deadlock two transactions),
+    ///   so one that enqueues thousands of keys one call at a time should `SET LOCAL
+    ///   outbox.serialize_keys = lanes` first, or it may run out of lock table.
+    /// - `off` (`SET LOCAL outbox.serialize_keys = off`): no lock, for a bulk load nothing else
+    ///   enqueues into concurrently.
+    ///
+    /// Two transactions enqueueing two keys in opposite orders deadlock (PostgreSQL aborts one after
+    /// `deadlock_timeout`): a batch locks all its keys first, in a fixed order, so one `OutboxWriter`
+    /// call never does; across calls, enqueue in a consistent order.
     static let v3SerializedKeys = Migration(
         version: 3,
         name: "same-key enqueues commit in id order",
@@ -24,6 +33,43 @@ extension Migration {
             -- CREATE OR REPLACE resets SECURITY DEFINER and SET search_path, which the least-privilege
             -- roles (deploy/sql/roles.sql) put on this function: keep them, or applications
             -- enqueueing as the app role would fail from this migration until roles.sql ran again.
+            -- Locks `keys` until the transaction ends, lanes shared then keys exclusive (or lanes
+            -- exclusive), each in a fixed order. SECURITY DEFINER: it reads no table, and callers need
+            -- no grant on lane_of.
+            CREATE FUNCTION {schema}.lock_keys(keys bytea[]) RETURNS void LANGUAGE plpgsql
+                SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+            DECLARE
+                mode text := coalesce(nullif(current_setting('outbox.serialize_keys', true), ''), '');
+                wanted integer;
+            BEGIN
+                IF mode = 'off' OR keys IS NULL THEN
+                    RETURN;
+                END IF;
+                IF mode NOT IN ('keys', 'lanes') THEN
+                    -- The transaction's first call picks the level, kept to its end: switching from
+                    -- shared to exclusive lane locks later would let two transactions deadlock.
+                    SELECT count(DISTINCT k) INTO wanted FROM unnest(keys) AS k WHERE k IS NOT NULL;
+                    IF wanted = 0 THEN
+                        RETURN;
+                    END IF;
+                    mode := CASE WHEN wanted > 64 THEN 'lanes' ELSE 'keys' END;
+                    PERFORM set_config('outbox.serialize_keys', mode, true);
+                END IF;
+                IF mode = 'lanes' THEN
+                    PERFORM pg_advisory_xact_lock(hashtext('{schema}.lanes'), s.lane)
+                    FROM (SELECT DISTINCT {schema}.lane_of(k, 0) AS lane FROM unnest(keys) AS k
+                          WHERE k IS NOT NULL ORDER BY 1) s;
+                ELSE
+                    PERFORM pg_advisory_xact_lock_shared(hashtext('{schema}.lanes'), s.lane)
+                    FROM (SELECT DISTINCT {schema}.lane_of(k, 0) AS lane FROM unnest(keys) AS k
+                          WHERE k IS NOT NULL ORDER BY 1) s;
+                    PERFORM pg_advisory_xact_lock(hashtext('{schema}'), s.hash)
+                    FROM (SELECT DISTINCT ('x' || substr(md5(k), 9, 8))::bit(32)::int AS hash FROM unnest(keys) AS k
+                          WHERE k IS NOT NULL ORDER BY 1) s;
+                END IF;
+            END
+            $fn$;
+
             DO $migration$
             DECLARE
                 was_definer boolean;
@@ -51,9 +97,8 @@ extension Migration {
                             jsonb_typeof(enqueue.headers) USING ERRCODE = 'invalid_parameter_value';
                     END IF;
                     -- Before the id is taken: a concurrent enqueuer of this key commits first, or waits.
-                    IF enqueue.key IS NOT NULL AND coalesce(current_setting('outbox.serialize_keys', true), '') <> 'off' THEN
-                        PERFORM pg_advisory_xact_lock(hashtext('{schema}'),
-                            ('x' || substr(md5(convert_to(enqueue.key, 'UTF8')), 9, 8))::bit(32)::int);
+                    IF enqueue.key IS NOT NULL THEN
+                        PERFORM {schema}.lock_keys(ARRAY[convert_to(enqueue.key, 'UTF8')]);
                     END IF;
                     INSERT INTO {schema}.messages (topic, key, payload, headers, type, content_type)
                     VALUES (enqueue.topic, convert_to(enqueue.key, 'UTF8'), enqueue.payload,
