@@ -65,19 +65,30 @@ final class KafkaClientContext: Sendable {
     }
 
     private func logLibrdkafka(level: Int32, facility: String, message: String) {
-        // Connection failures ("FAIL", level 3) repeat at every reconnect attempt while a broker is down
-        // (many per second across the producer and reachability probes); the relay reports the outage
-        // itself, once, so these are debug detail.
-        // librdkafka warns that `enable.gapless.guarantee` is "experimental" on every producer the
-        // relay creates; the relay sets it on purpose (see `KafkaProducerConfiguration`), so that
-        // warning is debug detail too.
-        let mapped = Self.logLevel(syslog: level)
-        let expected = facility == "FAIL" || (facility == "CONFWARN" && message.contains("enable.gapless.guarantee"))
         logger.log(
-            level: expected ? .debug : mapped,
+            level: Self.logLevel(syslog: level, facility: facility, message: message),
             "librdkafka: \(message)",
             metadata: ["kafka.facility": "\(facility)"]
         )
+    }
+
+    /// The level of one librdkafka log line, lowered for lines the relay causes or reports itself:
+    /// - connection failures (`FAIL`, level 3) repeat at every reconnect attempt while a broker is
+    ///   down (many per second across the producer and the probes); the relay reports the outage
+    ///   itself, once: debug;
+    /// - the "experimental" warning for `enable.gapless.guarantee`, which the relay sets on purpose
+    ///   on every producer (see `KafkaProducerConfiguration`): debug;
+    /// - the fatal error gapless raises when the relay itself purged records in flight (giving up a
+    ///   batch): expected, and the producer is replaced; a warning, not a critical page.
+    static func logLevel(syslog level: Int32, facility: String, message: String) -> Logger.Level {
+        if facility == "FAIL" || (facility == "CONFWARN" && message.contains("enable.gapless.guarantee")) { return .debug }
+        if facility == "FATAL" && isAfterOwnPurge(message) { return .warning }
+        return logLevel(syslog: level)
+    }
+
+    /// A gapless-guarantee fatal error caused by the relay's own purge of records in flight.
+    static func isAfterOwnPurge(_ text: String) -> Bool {
+        text.contains("Purged in flight") || text.contains("Purged in queue")
     }
 
     /// Client-level errors (not per record). Individual connection failures are already logged by librdkafka
@@ -117,8 +128,13 @@ final class KafkaClientContext: Sendable {
             return true
         }
         if first {
-            logger.critical(
-                "Kafka producer hit a fatal error: every further send fails with _FATAL; recreate the producer",
+            // After the relay's own purge this is expected (the pipeline replaces the producer).
+            let expected = underlying == RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE && Self.isAfterOwnPurge(text)
+            logger.log(
+                level: expected ? .warning : .critical,
+                expected
+                    ? "Kafka producer stopped after the relay purged records in flight (gapless guarantee); it is replaced"
+                    : "Kafka producer hit a fatal error: every further send fails with _FATAL; recreate the producer",
                 metadata: [
                     "kafka.error": "\(String(cString: rd_kafka_err2name(underlying)))",
                     "kafka.reason": "\(text)",
