@@ -450,9 +450,17 @@ final class Fleet: @unchecked Sendable {
     /// Waits until `count` relays hold every lane between them, each within two lanes of its fair
     /// share (84 of 256 for three).
     func waitUntilBalanced(_ count: Int) async throws {
-        try await waitUntil("\(count) relays share the lanes", timeout: .seconds(60)) {
-            let owners = try await owners()
-            return owners.count == count && owners.values.allSatisfy { $0 >= 256 / count - 1 } && owners.values.reduce(0, +) == 256
+        do {
+            try await waitUntil("\(count) relays share the lanes", timeout: .seconds(60)) {
+                let owners = try await owners()
+                return owners.count == count && owners.values.allSatisfy { $0 >= 256 / count - 1 } && owners.values.reduce(0, +) == 256
+            }
+        } catch {
+            // Say why: who holds what, and each relay's last log lines.
+            let owners = (try? await owners()) ?? [:]
+            let logs = relays.map { "\($0.key): \($0.value.standardError.suffix(1500))" }.joined(separator: "\n---\n")
+            Issue.record("lanes by owner: \(owners)\n\(logs)")
+            throw error
         }
     }
 
