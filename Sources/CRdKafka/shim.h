@@ -8,7 +8,7 @@
  * Small helpers for the Swift wrapper in Sources/OutboxRelay/Kafka/.
  * Only what Swift cannot express itself lives here:
  *   - rd_kafka_producev() is variadic, which Swift cannot call;
- *   - one lock-free counter shared between the librdkafka poll thread and a Swift task
+ *   - lock-free counters and codes shared between the librdkafka poll thread and a Swift task
  *     (DeliveryBatch), without a Swift atomics package or the macOS-15-gated Synchronization module.
  */
 
@@ -58,6 +58,16 @@ static inline rd_kafka_resp_err_t outbox_rd_kafka_produce(rd_kafka_t *rk,
 /* Atomically subtracts `amount` from *counter and returns the new value (acquire-release). */
 static inline int64_t outbox_atomic_sub_fetch_i64(int64_t *counter, int64_t amount) {
     return __atomic_sub_fetch(counter, amount, __ATOMIC_ACQ_REL);
+}
+
+/* A delivery slot's code, written once by the poll thread and read by the sender while other
+ * slots are still being written (a batch that returns early, leaving stragglers in flight). */
+static inline void outbox_atomic_store_i32(int32_t *value, int32_t new_value) {
+    __atomic_store_n(value, new_value, __ATOMIC_RELEASE);
+}
+
+static inline int32_t outbox_atomic_load_i32(int32_t *value) {
+    return __atomic_load_n(value, __ATOMIC_ACQUIRE);
 }
 
 #endif

@@ -103,19 +103,18 @@ import Testing
         }
     }
 
-    /// Disabled until the fix lands (issue 12, hole 4): it fails today — the other partitions'
-    /// keys do not drain within 120 s, since every batch waits for the delivery timeout for the
-    /// slow partition's records. Giving up on those stragglers early is not enough: purging
-    /// in-flight records makes librdkafka's idempotent producer drain every partition before it
-    /// sends again (and `enable.gapless.guarantee` raise a fatal error), so the fix must leave
-    /// them in flight and settle them later (branch `wip/issue-12-hole-4-stragglers`).
-    ///
     /// One partition whose leader answers after 20 s (librdkafka's mock cluster; a leader of -1 or
     /// a broker set down stalls or crashes the 2.16 mock itself) while 300 keys drain: the keys of
     /// the other partitions must drain at close to their normal speed, and the relay neither treat
     /// it as a broker outage nor replace its producer again and again. Normal speed is measured in
     /// the same test, on the same cluster.
-    @Test(.disabled("issue 12, hole 4: one slow partition still stalls every key (see the doc comment)"))
+    ///
+    /// Before the fix (the test was committed disabled first): the other partitions' keys did not
+    /// drain within 120 s, every batch waiting for the delivery timeout for the slow partition's
+    /// records. Now the send returns once only those are left (stragglers, kept in flight: purging
+    /// them would make the idempotent producer reset every partition), their keys wait, and the
+    /// stragglers are settled when their reports arrive.
+    @Test
     func aPartitionWithoutLeaderDelaysOnlyItsOwnKeys() async throws {
         try await Fleet.with { fleet in
             let cluster = try MockKafkaCluster(brokers: 3)

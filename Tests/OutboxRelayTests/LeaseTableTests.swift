@@ -42,6 +42,21 @@ import Testing
 
     // MARK: surplusToRelease
 
+    /// A lane with stragglers in flight (records left behind a slow partition) is not handed back
+    /// until every straggler group on it is settled: otherwise its new owner could publish a later
+    /// message of a key whose earlier one is still on its way from this relay.
+    @Test func surplusNeverReturnsLanesWithStragglersInFlight() {
+        let table = LeaseTable()
+        table.add(leases(0...9), validUntil: now + .seconds(10))
+        table.beginStragglers(lanes: [8, 9])
+        table.beginStragglers(lanes: [9])
+        #expect(Set(table.surplusToRelease(count: 3).map(\.lane)) == [7])
+        table.endStragglers(lanes: [8, 9])
+        #expect(Set(table.surplusToRelease(count: 3).map(\.lane)) == [7, 8], "lane 9 has a second group in flight")
+        table.endStragglers(lanes: [9])
+        #expect(Set(table.surplusToRelease(count: 3).map(\.lane)) == [7, 8, 9])
+    }
+
     @Test func surplusNeverReturnsLanesInFlight() {
         let table = LeaseTable()
         table.add(leases(0...9), validUntil: now + .seconds(10))

@@ -53,6 +53,23 @@ import Testing
         #expect(plan.delivered.isEmpty && plan.outage == nil)
     }
 
+    /// A straggler (still in flight when the send returned) writes nothing now and holds its key
+    /// back like an outage, without being an outage: the batch goes on, the key waits for it.
+    @Test func aRowStillInFlightHoldsItsKeyBackWithoutAnOutage() {
+        let plan = SettlePlan(
+            [
+                (row(1, key: "a"), .inFlight),
+                (row(2, key: "b"), .delivered),
+                (row(3, key: "a"), .delivered),
+                (row(4, key: nil), .inFlight),
+                (row(5, key: nil), .delivered),
+            ], retry: retry)
+        #expect(plan.inFlight == [1, 4])
+        #expect(plan.heldBack == [3])
+        #expect(plan.delivered.map(\.id) == [2, 5])
+        #expect(plan.outage == nil && plan.left.isEmpty && plan.retries.isEmpty && plan.deadLetters.isEmpty)
+    }
+
     /// A dead letter leaves its key's order on purpose: what follows it is published and deleted.
     @Test func deadLettersDoNotHoldTheirKeyBack() {
         let plan = SettlePlan(

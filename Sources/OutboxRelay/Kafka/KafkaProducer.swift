@@ -16,8 +16,8 @@ import Logging
 /// Thread-safety: all methods may be called concurrently from any task.
 public final class KafkaProducer: Sendable {
     public let configuration: KafkaProducerConfiguration
-    private let handle: KafkaProducerHandle
-    private let logger: Logger
+    let handle: KafkaProducerHandle
+    let logger: Logger
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaClientError) {
         try Librdkafka.requireSupportedVersion()
@@ -78,7 +78,7 @@ public final class KafkaProducer: Sendable {
     /// the same order, giving up ``KafkaProducerConfiguration/messageTimeout`` after the call.
     /// See ``send(_:until:abandonWhen:)``.
     public func send(_ records: [KafkaRecord]) async -> [Result<Void, DeliveryError>] {
-        await send(records, until: .now + configuration.messageTimeout, abandonWhen: { nil }).results
+        await send(records, until: .now + configuration.messageTimeout, abandonWhen: { nil }).results.map { $0! }
     }
 
     /// Produces all records and returns once every delivery report is in, one result per record in
@@ -98,7 +98,13 @@ public final class KafkaProducer: Sendable {
     /// without the earlier one).
     ///
     /// The purge covers the whole producer, which is right for the relay: it has one batch in
-    /// flight at a time, and this is that batch.
+    /// flight at a time, and this is that batch (plus the stragglers of earlier ones, which the
+    /// purge then fails too; they are published again in order).
+    ///
+    /// **Stragglers.** With a ``StragglerPolicy`` the call may return before every report is in:
+    /// the records still outstanding stay in flight (not purged) and come back as
+    /// ``SendReport/outstanding``, which keeps watching `abandonWhen` (and purges if it names a
+    /// reason) until their reports are in. Their `results` entries are nil.
     ///
     /// - A full local queue (`_QUEUE_FULL`) does not fail a record: the call waits (1 ms steps) and retries,
     ///   unless the task is cancelled or the producer is closing, in which case the records not yet enqueued fail
@@ -107,7 +113,8 @@ public final class KafkaProducer: Sendable {
     ///   `MSG_SIZE_TOO_LARGE`, fatal producer → `_FATAL`) become that record's failure; the others proceed.
     /// - After ``close(flushTimeout:)`` every record fails with `_DESTROY` (outage).
     public func send(
-        _ records: [KafkaRecord], until deadline: ContinuousClock.Instant, abandonWhen: @escaping @Sendable () -> String?
+        _ records: [KafkaRecord], until deadline: ContinuousClock.Instant, stragglers: StragglerPolicy? = nil,
+        abandonWhen: @escaping @Sendable () -> String?
     ) async -> SendReport {
         if records.isEmpty { return SendReport(results: [], gaveUp: nil) }
         let batch = DeliveryBatch.make(count: records.count)
@@ -173,29 +180,56 @@ public final class KafkaProducer: Sendable {
             }
         }
         handle.endUse()
+        batch.finishEnqueueing()
 
-        // Unstructured only because `DeliveryBatch` is not Sendable and cannot be awaited from a
-        // child task; the watcher never outlives this call (cancelled and awaited below).
-        let watcher: Task<SendReport.GaveUp?, Never>? =
+        let reported = records.count - localErrors.count  // records whose delivery report is awaited
+        let progress = batch.progress
+        @Sendable func stragglersNow() -> Bool {
+            guard let stragglers, let latest = progress.latestReport else { return false }
+            let outstanding = reported - progress.reportCount
+            return outstanding > 0 && outstanding <= stragglers.budget && ContinuousClock.now - latest >= stragglers.grace
+        }
+        // Unstructured so it can wake the sender (through `batch.wake`) before the batch completes;
+        // it never outlives this call (cancelled or finished, and awaited below).
+        let watcher: Task<SendWatch, Never>? =
             gaveUp != nil ? nil
-            : Task { [handle] in
+            : Task { [handle, shared = SharedDeliveryBatch(batch: batch)] in
+                let batch = shared.batch
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
-                    if Task.isCancelled { return nil }
-                    guard let reason = reasonToGiveUp() else { continue }
-                    guard let rk = handle.beginUse() else { return nil }
-                    Self.purgeOutstanding(rk)
-                    handle.endUse()
-                    return reason
+                    if Task.isCancelled || batch.isComplete { return .none }
+                    if let reason = reasonToGiveUp() {
+                        guard let rk = handle.beginUse() else { return .none }
+                        Self.purgeOutstanding(rk)
+                        handle.endUse()
+                        return .purged(reason)
+                    }
+                    if stragglersNow() {
+                        batch.wake.finish(.success(()))
+                        return .stragglers
+                    }
                 }
-                return nil
+                return .none
             }
-        await batch.waitForAll()
+        try? await batch.wake.value()
+        if !batch.isComplete {
+            // Woken by the watcher for stragglers: the rest stays in flight, followed by the caller.
+            _ = await watcher?.value
+            let results = results(of: batch, records: records, localErrors: localErrors)
+            let indices = results.indices.filter { results[$0] == nil }
+            if !indices.isEmpty {
+                let outstanding = OutstandingDeliveries(
+                    producer: self, batch: batch, indices: indices, topics: indices.map { records[$0].topic },
+                    abandonWhen: abandonWhen)
+                return SendReport(results: results, gaveUp: nil, outstanding: outstanding)
+            }
+            try? await batch.completion.value()  // every report arrived meanwhile
+        }
         watcher?.cancel()
-        if let reason = await watcher?.value { gaveUp = reason }
+        if case .purged(let reason)? = await watcher?.value { gaveUp = reason }
         handle.unregister(batch)
         let results = results(of: batch, records: records, localErrors: localErrors)
-        if let reason = gaveUp, results.contains(where: { if case .failure = $0 { true } else { false } }) {
+        if let reason = gaveUp, results.contains(where: { if case .failure? = $0 { true } else { false } }) {
             logger.warning(
                 "gave up waiting for delivery reports; purged what was still queued or in flight",
                 metadata: ["reason": "\(reason)"])
@@ -204,11 +238,25 @@ public final class KafkaProducer: Sendable {
         return SendReport(results: results, gaveUp: nil)
     }
 
-    /// Fails every record still queued or in flight, at once (`_PURGE_QUEUE`, `_PURGE_INFLIGHT`);
-    /// their delivery reports follow on the poll thread. Blocks only while librdkafka empties its
-    /// internal queues.
+    /// What a send's watcher did.
+    private enum SendWatch: Sendable {
+        case none
+        case purged(SendReport.GaveUp)
+        case stragglers
+    }
+
+    /// Purges everything this producer still holds (see ``purgeOutstanding(_:)``); false once closed.
+    @discardableResult
+    func purgeOutstanding() -> Bool {
+        guard let rk = handle.beginUse() else { return false }
+        Self.purgeOutstanding(rk)
+        handle.endUse()
+        return true
+    }
+
+    /// See ``KafkaProducerHandle/purgeAll(_:)``.
     private static func purgeOutstanding(_ rk: KafkaHandlePointer) {
-        _ = rd_kafka_purge(rk.raw, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        KafkaProducerHandle.purgeAll(rk.raw)
     }
 
     /// Cheap reachability probe (metadata request with a short timeout): used to wait out a broker outage.
@@ -295,12 +343,14 @@ public final class KafkaProducer: Sendable {
         of batch: DeliveryBatch,
         records: [KafkaRecord],
         localErrors: [Int: DeliveryError]
-    ) -> [Result<Void, DeliveryError>] {
-        var results: [Result<Void, DeliveryError>] = []
+    ) -> [Result<Void, DeliveryError>?] {
+        var results: [Result<Void, DeliveryError>?] = []
         results.reserveCapacity(records.count)
         for index in records.indices {
             let code = batch.code(ofRecordAt: index)
-            if code == RD_KAFKA_RESP_ERR_NO_ERROR.rawValue {
+            if code == DeliveryBatch.pending {
+                results.append(nil)
+            } else if code == RD_KAFKA_RESP_ERR_NO_ERROR.rawValue {
                 results.append(.success(()))
             } else if let local = localErrors[index] {
                 results.append(.failure(local))
@@ -312,7 +362,7 @@ public final class KafkaProducer: Sendable {
     }
 
     /// The error of a failed delivery report, with a hint for the codes whose cause is not obvious.
-    private func deliveryError(code: Int32, topic: String) -> DeliveryError {
+    func deliveryError(code: Int32, topic: String) -> DeliveryError {
         var context = "delivery report for topic \"\(topic)\""
         switch rd_kafka_resp_err_t(rawValue: code) {
         case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:

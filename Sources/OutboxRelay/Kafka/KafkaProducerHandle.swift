@@ -155,7 +155,7 @@ final class KafkaProducerHandle: Sendable {
                 "Kafka producer closing with deliveries outstanding after the flush timeout; purging them (they fail as outage and will be published again)",
                 metadata: ["kafka.outstanding": "\(outstanding)", "kafka.flushTimeout": "\(flushTimeout)"]
             )
-            rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            Self.purgeAll(rk)
             // Serve the purged records' delivery reports.
             _ = rd_kafka_flush(rk, 2_000)
         }
@@ -178,6 +178,13 @@ final class KafkaProducerHandle: Sendable {
         for waiter in waiters {
             waiter.resume()
         }
+    }
+
+    /// Fails every record still queued or in flight, at once (`_PURGE_QUEUE`, `_PURGE_INFLIGHT`);
+    /// their delivery reports follow on the poll thread. Blocks only while librdkafka empties its
+    /// internal queues. The one purge of the relay: a send giving up, stragglers given up, teardown.
+    static func purgeAll(_ rk: OpaquePointer) {
+        _ = rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
     }
 
     /// `Duration` → milliseconds for librdkafka timeouts (0 allowed: "do not wait").

@@ -63,6 +63,12 @@ struct BatchPipeline: Sendable {
     /// progress for the watchdog, so a slow but working database (every statement near its
     /// timeout) never looks wedged; only a step that outlives every bound does.
     func run() async {
+        var stragglers = Stragglers()
+        await runLoop(&stragglers)
+        await finish(&stragglers)
+    }
+
+    private func runLoop(_ stragglers: inout Stragglers) async {
         var databaseBackoff = OutageBackoff()
         var readAhead: ReadAhead?
         // Outages in a row after which the broker answered at once: deliveries fail while the
@@ -90,9 +96,12 @@ struct BatchPipeline: Sendable {
                     databaseBackoff.reset()
                     logger.info("settled the delivered batch once the database answered again")
                 }
+                for group in stragglers.takeComplete() {
+                    try await settleStragglers(group)
+                }
                 let ahead = readAhead
                 readAhead = nil
-                let (outcome, next) = try await publishOneBatch(readAhead: ahead)
+                let (outcome, next) = try await publishOneBatch(readAhead: ahead, stragglers: &stragglers)
                 readAhead = next
                 // `.idle` may not have asked the database (no lanes held): the monitor covers that case.
                 if outcome != .idle { health.databaseAnswered() }
@@ -104,11 +113,13 @@ struct BatchPipeline: Sendable {
                     stuckStrikes = 0
                 case .idle:
                     databaseBackoff.reset()
-                    if configuration.stopWhenDrained, try await store.isEmpty(logger: logger) {
+                    if configuration.stopWhenDrained, stragglers.isEmpty, try await store.isEmpty(logger: logger) {
                         logger.info("outbox is empty; stopping as asked (--stop-when-drained)")
                         return
                     }
-                    await doorbell.wait(timeout: configuration.pollInterval)
+                    // Stragglers' reports ring no doorbell: look for them often while there are some.
+                    await doorbell.wait(
+                        timeout: stragglers.isEmpty ? configuration.pollInterval : min(configuration.pollInterval, .milliseconds(100)))
                 case .producerUnusable(let error):
                     // Sending more on this producer id could only fail, or be written out of order.
                     // Backed off, so a broker that refuses every new producer too is not hammered.
@@ -141,7 +152,7 @@ struct BatchPipeline: Sendable {
 
     /// One batch: read (or take the read-ahead), produce, settle. Returns the outcome and the rows
     /// read ahead for the next batch, if any.
-    func publishOneBatch(readAhead: ReadAhead? = nil) async throws -> (BatchOutcome, ReadAhead?) {
+    func publishOneBatch(readAhead: ReadAhead? = nil, stragglers: inout Stragglers) async throws -> (BatchOutcome, ReadAhead?) {
         let clock = ContinuousClock()
         let started = clock.now
         let leases = table.beginBatch(now: .now, horizon: configuration.selfFencingMargin)
@@ -149,9 +160,19 @@ struct BatchPipeline: Sendable {
         guard !leases.isEmpty else { return (.idle, nil) }
         let (store, logger, batchSize) = (self.store, self.logger, configuration.batchSize)
         let lanes = leases.map(\.lane)
+        // Nothing of a key with a straggler in flight, nor the stragglers themselves (see `Stragglers`).
+        let parked = stragglers.parkedKeys
+        let stragglerIDs = stragglers.ids
         var entries = readAhead?.entries(validFor: leases) ?? []
+        if !stragglers.isEmpty {
+            let excluded = Set(stragglerIDs)
+            entries = entries.filter { entry in
+                !excluded.contains(entry.row.id) && !(entry.row.key.map(parked.contains) ?? false)
+            }
+        }
         if entries.isEmpty {
-            let fresh = try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
+            let fresh = try await store.readBatch(
+                lanes: lanes, limit: batchSize, excluding: stragglerIDs, parked: Array(parked), logger: logger)
             table.recordPipelineProgress()
             entries = fresh.map { (row: $0, built: nil) }
         }
@@ -192,12 +213,14 @@ struct BatchPipeline: Sendable {
         // more batch; a fresh read after the settle picks them up at once. A failed read-ahead
         // costs nothing but the overlap (the next batch reads again and reports the error
         // through the loop's usual database back-off).
-        let inFlight = rows.map(\.id)
+        let inFlight = rows.map(\.id) + stragglerIDs
         let full = rows.count >= batchSize
         let builder = self.builder
         // The read-ahead also builds its envelopes, on another thread while this batch waits.
         @Sendable func readNext() async -> ReadAhead? {
-            guard let next = try? await store.readBatch(lanes: lanes, limit: batchSize, excluding: inFlight, logger: logger)
+            guard
+                let next = try? await store.readBatch(
+                    lanes: lanes, limit: batchSize, excluding: inFlight, parked: Array(parked), logger: logger)
             else { return nil }
             return ReadAhead(leases: leases, rows: next, built: next.map(builder.build))
         }
@@ -207,11 +230,15 @@ struct BatchPipeline: Sendable {
         // is about to pass its local deadline or was lost to a renewal, so nothing of a lane
         // reaches the broker once another relay may own it.
         let (table, producer) = (self.table, producers.current)
+        let budget = batchSize - stragglers.count
         let report =
             records.isEmpty
             ? SendReport(results: [], gaveUp: nil)
             : await producer.send(
                 records, until: .now + producer.configuration.messageTimeout,
+                stragglers: budget > 0
+                    ? StragglerPolicy(grace: Self.stragglerGrace(deliveryTimeout: producer.configuration.messageTimeout), budget: budget)
+                    : nil,
                 abandonWhen: {
                     let valid = table.stillValid(leases, now: .now + Self.publishFenceLead)
                     guard valid.count < leases.count else { return nil }
@@ -220,7 +247,24 @@ struct BatchPipeline: Sendable {
         table.recordPipelineProgress()
         let producedAtClock = clock.now
         for (index, result) in zip(recordRows, report.results) {
-            if case .failure(let error) = result { rowResults[index].result = .failed(error) }
+            switch result {
+            case .failure(let error)?: rowResults[index].result = .failed(error)
+            case nil: rowResults[index].result = .inFlight
+            case .success?: break
+            }
+        }
+        if let outstanding = report.outstanding {
+            let group = Stragglers.Group(
+                leases: leases, rows: outstanding.indices.map { rowResults[recordRows[$0]].row }, deliveries: outstanding,
+                since: .now)
+            table.beginStragglers(lanes: group.lanes)
+            stragglers.add(group)
+            logger.warning(
+                "records without a delivery report long after the rest of their batch had one (a partition without a reachable leader?); their keys wait for them, the others go on",
+                metadata: [
+                    "records": "\(group.rows.count)", "keys": "\(Set(group.rows.compactMap(\.key)).count)",
+                    "topics": "\(Set(group.rows.map(\.topic)).sorted())", "in_flight_total": "\(stragglers.count)",
+                ])
         }
         let plan = SettlePlan(rowResults, retry: configuration.retry)
         if !plan.heldBack.isEmpty {
@@ -249,13 +293,19 @@ struct BatchPipeline: Sendable {
         if let outage = plan.outage {
             let what = "\(outage.name): \(outage.message)"
             // The first outage may be a purge that followed the fatal error: ask the producer too.
-            let unusable = outage.requiresNewProducer || producer.fatalError != nil
-            return (unusable ? .producerUnusable(producer.fatalError.map { "fatal error: \($0)" } ?? what) : .brokerOutage(what), nil)
+            let fatal = producer.fatalError
+            let unusable = outage.requiresNewProducer || fatal != nil
+            return (unusable ? .producerUnusable(fatal.map { "fatal error: \($0)" } ?? what) : .brokerOutage(what), nil)
         }
         // After a retry the read-ahead may hold later messages of the retried key: read afresh,
         // so the database's retry hold applies. Lanes that left during the batch are dropped.
+        // Held-back rows behind a straggler are of parked keys, which the next batch filters out of
+        // the read-ahead; any other held-back row must be read again before the rest of its key.
+        let nowParked = stragglers.parkedKeys
+        let heldBackIDs = Set(plan.heldBack)
+        let heldBackUnparked = rows.contains { heldBackIDs.contains($0.id) && !($0.key.map(nowParked.contains) ?? false) }
         let next: ReadAhead? =
-            if retries.isEmpty, plan.heldBack.isEmpty, settlement.lostLanes.isEmpty,
+            if retries.isEmpty, !heldBackUnparked, settlement.lostLanes.isEmpty,
                 table.stillValid(leases, now: .now).count == leases.count, let aheadBatch, !aheadBatch.rows.isEmpty
             {
                 aheadBatch
@@ -333,6 +383,74 @@ struct BatchPipeline: Sendable {
             logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
         }
         if writable.isEmpty { settlement.clear() }
+    }
+
+    /// Settles stragglers whose every report is in, like the batch they belong to would have been:
+    /// delivered rows deleted, failed ones retried, dead-lettered or left (an outage), all fenced by
+    /// that batch's leases. Their keys are read again from the next batch on.
+    private func settleStragglers(_ group: Stragglers.Group) async throws {
+        table.endStragglers(lanes: group.lanes)
+        let results = await group.deliveries.results()
+        let plan = SettlePlan(
+            zip(group.rows, results).map { row, result in
+                switch result {
+                case .success: (row, .delivered)
+                case .failure(let error): (row, .failed(error))
+                }
+            }, retry: configuration.retry)
+        var settlement = Settlement(
+            leases: group.leases, delivered: plan.delivered.map(\.id), deadLetters: plan.deadLetters, retries: plan.retries)
+        logger.info(
+            "records left in flight have their delivery reports",
+            metadata: [
+                "records": "\(group.rows.count)", "delivered": "\(plan.delivered.count)", "retried": "\(plan.retries.count)",
+                "dead_lettered": "\(plan.deadLetters.count)", "left": "\(plan.left.count + plan.heldBack.count)",
+                "in_flight_for": "\(ContinuousClock.now - group.since)",
+            ])
+        metrics.batchSettled(
+            read: 0, delivered: plan.delivered, retried: plan.retries.count, deadLettered: plan.deadLetters.map(\.reason))
+        try await settle(&settlement)
+        if let outage = plan.outage, outage.requiresNewProducer {
+            await producers.replace(because: "\(outage.name): \(outage.message)")
+        }
+    }
+
+    /// At a stop: waits a little for the stragglers' reports, gives up on the rest (purging), and
+    /// settles what came back, so no delivered row is published again needlessly and nothing of this
+    /// relay is in flight once its lanes are released.
+    private func finish(_ stragglers: inout Stragglers) async {
+        guard !stragglers.isEmpty else { return }
+        let until = ContinuousClock.now + Self.stragglerStopWait
+        while !stragglers.allComplete, ContinuousClock.now < until {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let groups = stragglers.takeAll()
+        if !groups.allSatisfy(\.deliveries.isComplete) {
+            logger.warning(
+                "stopping with records still in flight; purged them (their rows are published again by the next owner)",
+                metadata: ["records": "\(groups.reduce(0) { $0 + $1.rows.count })"])
+            for group in groups { group.deliveries.purge() }
+        }
+        for group in groups {
+            do {
+                try await settleStragglers(group)
+            } catch {
+                logger.warning(
+                    "could not settle records left in flight; their rows are published again by the next owner",
+                    metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+
+    /// How long a stop waits for stragglers' reports before purging them.
+    static let stragglerStopWait = Duration.seconds(5)
+
+    /// How long a batch waits for its last records once the others had their delivery reports and
+    /// nothing arrived since: past it they are stragglers. A second (a third of short delivery
+    /// timeouts): far beyond the spread of reports within a healthy batch (milliseconds), far
+    /// below the delivery timeout every batch would otherwise wait.
+    static func stragglerGrace(deliveryTimeout: Duration) -> Duration {
+        min(.seconds(1), deliveryTimeout / 3)
     }
 
     /// How long before a lane's local deadline its batch's send gives up: enough for the purge to

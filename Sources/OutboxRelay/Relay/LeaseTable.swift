@@ -19,6 +19,9 @@ final class LeaseTable: Sendable {
         var releasing: Set<Int16> = []
         /// Lanes of the batch in flight; the keeper never releases these.
         var inFlight: Set<Int16> = []
+        /// Lanes with stragglers of earlier batches in flight (count of groups per lane); never
+        /// released either, so no other relay publishes a key while this one's straggler may land.
+        var straggling: [Int16: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -49,6 +52,23 @@ final class LeaseTable: Sendable {
 
     func endBatch() {
         state.withLock { $0.inFlight = [] }
+    }
+
+    /// Marks lanes with records still in flight after their batch (see `Stragglers`).
+    func beginStragglers(lanes: Set<Int16>) {
+        state.withLock { state in
+            for lane in lanes { state.straggling[lane, default: 0] += 1 }
+        }
+    }
+
+    /// Balances ``beginStragglers(lanes:)`` once those records are settled.
+    func endStragglers(lanes: Set<Int16>) {
+        state.withLock { state in
+            for lane in lanes {
+                let left = (state.straggling[lane] ?? 1) - 1
+                state.straggling[lane] = left > 0 ? left : nil
+            }
+        }
     }
 
     /// The subset of `leases` still held with the same epoch and not past its local deadline:
@@ -112,7 +132,7 @@ final class LeaseTable: Sendable {
             let candidates = state.held.keys.sorted(by: >).prefix(max(count, 0))
             state.releasing = Set(candidates)
             return candidates
-                .filter { !state.inFlight.contains($0) }
+                .filter { !state.inFlight.contains($0) && state.straggling[$0] == nil }
                 .compactMap { lane in state.held[lane].map { LaneLease(lane: lane, epoch: $0.epoch) } }
         }
     }

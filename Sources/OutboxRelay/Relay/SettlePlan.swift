@@ -22,6 +22,8 @@ struct SettlePlan: Sendable {
         case poison(DeadLetterReason, String)
         case delivered
         case failed(DeliveryError)
+        /// Still in flight (a straggler the send left behind): settled when its report arrives.
+        case inFlight
     }
 
     /// Delivered, and no earlier row of their key is still to be published: deleted.
@@ -32,6 +34,8 @@ struct SettlePlan: Sendable {
     var heldBack: [Int64] = []
     /// Failed because the broker (or the path to it) was unavailable: left as they are, no attempt spent.
     var left: [Int64] = []
+    /// Still in flight: nothing is written for them now, and their keys wait (``heldBack``) like a retry's.
+    var inFlight: [Int64] = []
     /// The first outage-class failure, if any: the pipeline pauses until the broker answers.
     var outage: DeliveryError?
 
@@ -46,6 +50,9 @@ struct SettlePlan: Sendable {
             switch result {
             case .poison(let reason, let error):
                 deadLetters.append(DeadLetterDecision(id: row.id, reason: reason, error: error, attempts: row.attempts))
+            case .inFlight:
+                inFlight.append(row.id)
+                block(row)
             case .delivered:
                 if let key = row.key, blocked.contains(key) {
                     heldBack.append(row.id)

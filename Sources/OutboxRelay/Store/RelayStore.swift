@@ -118,13 +118,17 @@ struct RelayStore: Sendable {
     // MARK: Messages
 
     /// Reads the next batch of owned lanes in id order, leaving out every message whose key has an
-    /// earlier message waiting for a retry (so a retry never lets a later message overtake it) and
-    /// the messages of the batch still in flight (`excluding`, when reading ahead of it).
-    func readBatch(lanes: [Int16], limit: Int, excluding inFlight: [Int64] = [], logger: Logger) async throws -> [PendingMessage] {
-        var binds = PostgresBindings(capacity: 3)
+    /// earlier message waiting for a retry (so a retry never lets a later message overtake it),
+    /// the messages still in flight (`excluding`: the batch being delivered, when reading ahead of
+    /// it, and stragglers) and every message of a `parked` key (one with a straggler in flight).
+    func readBatch(
+        lanes: [Int16], limit: Int, excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [], logger: Logger
+    ) async throws -> [PendingMessage] {
+        var binds = PostgresBindings(capacity: 4)
         binds.append(lanes)
         binds.append(limit)
         binds.append(inFlight)
+        binds.append(parked)
         return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger) {
             rows in
             var batch: [PendingMessage] = []
@@ -302,6 +306,7 @@ extension RelayStore {
                        m.created_at, m.attempts
                 FROM \(s).messages m
                 WHERE m.lane = ANY($1) AND m.available_at <= now() AND m.id <> ALL($3)
+                  AND (m.key IS NULL OR m.key <> ALL($4::bytea[]))
                   AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
                 ORDER BY m.id
                 LIMIT $2
