@@ -87,4 +87,13 @@ struct KafkaProducerConfigurationTests {
         let text = KafkaSecretProperties.describe([("sasl.username", "relay"), ("sasl.password", "hunter2")])
         #expect(text == "sasl.username=relay, sasl.password=[redacted]")
     }
+
+    @Test("stragglers may outlive the delivery timeout, never librdkafka's own message timeout")
+    func stragglerTimeoutSitsBetweenTheDeliveryTimeoutAndLibrdkafkas() {
+        for seconds in [1, 3, 30, 300] {
+            let configuration = KafkaProducerConfiguration(bootstrapServers: "b:9092", messageTimeout: .seconds(seconds))
+            #expect(configuration.stragglerTimeout > configuration.messageTimeout)
+            #expect(configuration.stragglerTimeout <= configuration.librdkafkaMessageTimeout - .seconds(30))
+        }
+    }
 }

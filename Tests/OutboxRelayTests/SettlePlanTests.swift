@@ -70,6 +70,26 @@ import Testing
         #expect(plan.outage == nil && plan.left.isEmpty && plan.retries.isEmpty && plan.deadLetters.isEmpty)
     }
 
+    /// One key on two topics: r1 (topic 1) failed and is retried, r2 (topic 2) was left in flight.
+    /// When r2 turns out delivered later it must not be deleted (it would then never come again
+    /// after r1): the batch's plan names its key, and the straggler's own plan holds it back.
+    @Test func aStragglerBehindAFailureOfItsKeyIsHeldBackWhenItArrives() {
+        let batch = SettlePlan(
+            [
+                (row(1, key: "a"), failed(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS)),
+                (row(2, key: "a"), .inFlight),
+                (row(3, key: "b"), .inFlight),
+                (row(4, key: "c"), .inFlight),
+                (row(5, key: "c"), failed(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS)),
+            ], retry: retry)
+        #expect(batch.keysBlockingInFlight == [ByteBuffer(string: "a")], "b has no failure ahead, c's failure comes after it")
+        let late = SettlePlan(
+            [(row(2, key: "a"), .delivered), (row(3, key: "b"), .delivered), (row(4, key: "c"), .delivered)], retry: retry,
+            blockedKeys: batch.keysBlockingInFlight)
+        #expect(late.heldBack == [2])
+        #expect(late.delivered.map(\.id) == [3, 4])
+    }
+
     /// A dead letter leaves its key's order on purpose: what follows it is published and deleted.
     @Test func deadLettersDoNotHoldTheirKeyBack() {
         let plan = SettlePlan(

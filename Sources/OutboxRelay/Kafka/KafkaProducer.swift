@@ -104,7 +104,8 @@ public final class KafkaProducer: Sendable {
     /// **Stragglers.** With a ``StragglerPolicy`` the call may return before every report is in:
     /// the records still outstanding stay in flight (not purged) and come back as
     /// ``SendReport/outstanding``, which keeps watching `abandonWhen` (and purges if it names a
-    /// reason) until their reports are in. Their `results` entries are nil.
+    /// reason, or once ``KafkaProducerConfiguration/stragglerTimeout`` has passed since the call)
+    /// until their reports are in. Their `results` entries are nil.
     ///
     /// - A full local queue (`_QUEUE_FULL`) does not fail a record: the call waits (1 ms steps) and retries,
     ///   unless the task is cancelled or the producer is closing, in which case the records not yet enqueued fail
@@ -118,6 +119,7 @@ public final class KafkaProducer: Sendable {
     ) async -> SendReport {
         if records.isEmpty { return SendReport(results: [], gaveUp: nil) }
         let batch = DeliveryBatch.make(count: records.count)
+        let enqueued = ContinuousClock.now
         guard let rk = handle.beginSend(batch) else {
             let error = DeliveryError(code: RD_KAFKA_RESP_ERR__DESTROY.rawValue, context: "the producer is closed")
             return SendReport(results: Array(repeating: .failure(error), count: records.count), gaveUp: nil)
@@ -220,7 +222,7 @@ public final class KafkaProducer: Sendable {
             if !indices.isEmpty {
                 let outstanding = OutstandingDeliveries(
                     producer: self, batch: batch, indices: indices, topics: indices.map { records[$0].topic },
-                    abandonWhen: abandonWhen)
+                    until: enqueued + configuration.stragglerTimeout, abandonWhen: abandonWhen)
                 return SendReport(results: results, gaveUp: nil, outstanding: outstanding)
             }
             try? await batch.completion.value()  // every report arrived meanwhile

@@ -75,6 +75,11 @@ public struct KafkaProducerConfiguration: Sendable {
     /// delivery timeout, or a lease running out sooner) so the relay's purge always comes first.
     public var librdkafkaMessageTimeout: Duration { messageTimeout * 2 + .seconds(60) }
 
+    /// How long records left in flight by a send that returned early (stragglers) may stay there,
+    /// from their enqueue: past the delivery timeout, since only their own keys wait for them, but
+    /// 30 s before librdkafka's own timeout, which must never fire first (its timeouts leave gaps).
+    public var stragglerTimeout: Duration { librdkafkaMessageTimeout - .seconds(30) }
+
     /// Checks every property against librdkafka without creating a client (no network), so configuration errors
     /// surface at start-up with the property's name.
     public func validate() throws(KafkaClientError) {

@@ -3,7 +3,9 @@
 ///
 /// Publishing stays fenced while they wait: the caller's `abandonWhen` is still checked every 100 ms,
 /// and once it names a reason (a lane lease running out) everything the producer holds is purged, so
-/// none of these records reaches the broker after another relay may own their lanes. If the producer is
+/// none of these records reaches the broker after another relay may own their lanes. The same purge
+/// happens at ``KafkaProducerConfiguration/stragglerTimeout``, before librdkafka's own message timeout
+/// could fail them one by one (which would leave gaps). If the producer is
 /// closed or replaced meanwhile, its teardown fails them (`_PURGE_*`, `_DESTROY`: outage class).
 public final class OutstandingDeliveries: Sendable {
     /// The indices, in the send's records, of the records still in flight at its return.
@@ -11,12 +13,13 @@ public final class OutstandingDeliveries: Sendable {
     private let topics: [String]
     private let shared: SharedDeliveryBatch
     private var batch: DeliveryBatch { shared.batch }
-    private let producer: KafkaProducer
+    /// The producer they are in flight on (maybe replaced since).
+    let producer: KafkaProducer
     private let watcher: Task<String?, Never>
 
     init(
         producer: KafkaProducer, batch: DeliveryBatch, indices: [Int], topics: [String],
-        abandonWhen: @escaping @Sendable () -> String?
+        until deadline: ContinuousClock.Instant, abandonWhen: @escaping @Sendable () -> String?
     ) {
         self.indices = indices
         self.topics = topics
@@ -30,7 +33,7 @@ public final class OutstandingDeliveries: Sendable {
             while !Task.isCancelled, !batch.isComplete {
                 try? await Task.sleep(for: .milliseconds(100))
                 if Task.isCancelled || batch.isComplete { return nil }
-                if let reason = abandonWhen() {
+                if let reason = ContinuousClock.now >= deadline ? "no delivery report within \(producer.configuration.stragglerTimeout)" : abandonWhen() {
                     producer.purgeOutstanding()
                     return reason
                 }

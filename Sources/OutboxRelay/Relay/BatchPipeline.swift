@@ -96,8 +96,12 @@ struct BatchPipeline: Sendable {
                     databaseBackoff.reset()
                     logger.info("settled the delivered batch once the database answered again")
                 }
-                for group in stragglers.takeComplete() {
+                if let group = stragglers.takeFirstComplete() {
+                    // The read-ahead may hold later rows of its keys, read while they were parked:
+                    // once unparked those rows must come after the settle's retries, so read afresh.
+                    readAhead = nil
                     try await settleStragglers(group)
+                    while let group = stragglers.takeFirstComplete() { try await settleStragglers(group) }
                 }
                 let ahead = readAhead
                 readAhead = nil
@@ -253,10 +257,11 @@ struct BatchPipeline: Sendable {
             case .success?: break
             }
         }
+        let plan = SettlePlan(rowResults, retry: configuration.retry)
         if let outstanding = report.outstanding {
             let group = Stragglers.Group(
                 leases: leases, rows: outstanding.indices.map { rowResults[recordRows[$0]].row }, deliveries: outstanding,
-                since: .now)
+                since: .now, blockedKeys: plan.keysBlockingInFlight)
             table.beginStragglers(lanes: group.lanes)
             stragglers.add(group)
             logger.warning(
@@ -266,7 +271,6 @@ struct BatchPipeline: Sendable {
                     "topics": "\(Set(group.rows.map(\.topic)).sorted())", "in_flight_total": "\(stragglers.count)",
                 ])
         }
-        let plan = SettlePlan(rowResults, retry: configuration.retry)
         if !plan.heldBack.isEmpty {
             logger.warning(
                 "delivered messages behind an earlier undelivered message of their key; leaving them to be published again after it",
@@ -389,15 +393,16 @@ struct BatchPipeline: Sendable {
     /// delivered rows deleted, failed ones retried, dead-lettered or left (an outage), all fenced by
     /// that batch's leases. Their keys are read again from the next batch on.
     private func settleStragglers(_ group: Stragglers.Group) async throws {
-        table.endStragglers(lanes: group.lanes)
         let results = await group.deliveries.results()
+        // Nothing of the group is in flight any more: its lanes may be handed back again.
+        table.endStragglers(lanes: group.lanes)
         let plan = SettlePlan(
             zip(group.rows, results).map { row, result in
                 switch result {
                 case .success: (row, .delivered)
                 case .failure(let error): (row, .failed(error))
                 }
-            }, retry: configuration.retry)
+            }, retry: configuration.retry, blockedKeys: group.blockedKeys)
         var settlement = Settlement(
             leases: group.leases, delivered: plan.delivered.map(\.id), deadLetters: plan.deadLetters, retries: plan.retries)
         logger.info(
@@ -410,7 +415,8 @@ struct BatchPipeline: Sendable {
         metrics.batchSettled(
             read: 0, delivered: plan.delivered, retried: plan.retries.count, deadLettered: plan.deadLetters.map(\.reason))
         try await settle(&settlement)
-        if let outage = plan.outage, outage.requiresNewProducer {
+        // Only the producer they were on, if it is still the current one.
+        if let outage = plan.outage, outage.requiresNewProducer, group.deliveries.producer === producers.current {
             await producers.replace(because: "\(outage.name): \(outage.message)")
         }
     }
@@ -421,7 +427,7 @@ struct BatchPipeline: Sendable {
     private func finish(_ stragglers: inout Stragglers) async {
         guard !stragglers.isEmpty else { return }
         let until = ContinuousClock.now + Self.stragglerStopWait
-        while !stragglers.allComplete, ContinuousClock.now < until {
+        while !stragglers.allComplete, ContinuousClock.now < until, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
         }
         let groups = stragglers.takeAll()

@@ -36,14 +36,22 @@ struct SettlePlan: Sendable {
     var left: [Int64] = []
     /// Still in flight: nothing is written for them now, and their keys wait (``heldBack``) like a retry's.
     var inFlight: [Int64] = []
+    /// Keys of in-flight rows that came after an earlier failed row of their key (retried or left):
+    /// such a row must not be deleted when it turns out delivered (settle it with these as `blockedKeys`).
+    var keysBlockingInFlight: Set<ByteBuffer> = []
     /// The first outage-class failure, if any: the pipeline pauses until the broker answers.
     var outage: DeliveryError?
 
-    init(_ rows: [(row: PendingMessage, result: RowResult)], retry: RetryPolicy) {
-        // Keys with an earlier row in this batch that is still to be published.
-        var blocked = Set<ByteBuffer>()
-        func block(_ row: PendingMessage) {
-            if let key = row.key { blocked.insert(key) }
+    /// `blockedKeys`: keys with an earlier row outside `rows` still to be published (for stragglers
+    /// settled after their batch: the failures of that batch ahead of them).
+    init(_ rows: [(row: PendingMessage, result: RowResult)], retry: RetryPolicy, blockedKeys: Set<ByteBuffer> = []) {
+        // Keys with an earlier row that is still to be published; `failed`: by a failure, not a row in flight.
+        var blocked = blockedKeys
+        var failed = blockedKeys
+        func block(_ row: PendingMessage, failure: Bool = true) {
+            guard let key = row.key else { return }
+            blocked.insert(key)
+            if failure { failed.insert(key) }
         }
         for (row, result) in rows {
             let attempts = Int(row.attempts) + 1
@@ -52,7 +60,8 @@ struct SettlePlan: Sendable {
                 deadLetters.append(DeadLetterDecision(id: row.id, reason: reason, error: error, attempts: row.attempts))
             case .inFlight:
                 inFlight.append(row.id)
-                block(row)
+                if let key = row.key, failed.contains(key) { keysBlockingInFlight.insert(key) }
+                block(row, failure: false)
             case .delivered:
                 if let key = row.key, blocked.contains(key) {
                     heldBack.append(row.id)

@@ -19,6 +19,9 @@ struct Stragglers: Sendable {
         var rows: [PendingMessage]
         var deliveries: OutstandingDeliveries
         var since: ContinuousClock.Instant
+        /// Keys with an earlier row of their batch that failed ahead of these (retried or left): a
+        /// delivered straggler of such a key is not deleted (see `SettlePlan.keysBlockingInFlight`).
+        var blockedKeys: Set<ByteBuffer> = []
 
         var lanes: Set<Int16> { Set(rows.map(\.lane)) }
     }
@@ -42,13 +45,11 @@ struct Stragglers: Sendable {
         groups.append(group)
     }
 
-    /// Removes and returns the groups whose every report is in.
-    mutating func takeComplete() -> [Group] {
-        // Decided once per group: a group may complete while this runs.
-        let done = groups.map(\.deliveries.isComplete)
-        let complete = zip(groups, done).filter(\.1).map(\.0)
-        groups = zip(groups, done).filter { !$0.1 }.map(\.0)
-        return complete
+    /// Removes and returns the first group whose every report is in (one at a time, so a settle
+    /// that fails leaves the others in place).
+    mutating func takeFirstComplete() -> Group? {
+        guard let index = groups.firstIndex(where: \.deliveries.isComplete) else { return nil }
+        return groups.remove(at: index)
     }
 
     mutating func takeAll() -> [Group] {
