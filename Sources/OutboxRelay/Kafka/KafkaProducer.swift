@@ -166,7 +166,7 @@ public final class KafkaProducer: Sendable {
                     if let giveUp {
                         // What is queued ahead of the records left out goes too: no gap.
                         gaveUp = giveUp
-                        Self.purgeOutstanding(rk)
+                        KafkaProducerHandle.purgeAll(rk.raw)
                     }
                 } else {
                     // Delivery reports free room; the poll thread serves them meanwhile.
@@ -191,44 +191,49 @@ public final class KafkaProducer: Sendable {
             let outstanding = reported - progress.reportCount
             return outstanding > 0 && outstanding <= stragglers.budget && ContinuousClock.now - latest >= stragglers.grace
         }
-        // Unstructured so it can wake the sender (through `batch.wake`) before the batch completes;
-        // it never outlives this call (cancelled or finished, and awaited below).
-        let watcher: Task<SendWatch, Never>? =
+        // The batch's one watcher, checking every 100 ms until the batch completes: it gives up
+        // (purging) at the deadline or the caller's reason, and wakes the sender early (through
+        // `batch.wake`) once only stragglers are left. From then on it watches them for the
+        // ``OutstandingDeliveries`` that owns it, with the straggler timeout as the deadline.
+        // Unstructured because it may outlive this call; returns why it purged, if it did.
+        let stragglerDeadline = enqueued + configuration.stragglerTimeout
+        let watcher: Task<SendReport.GaveUp?, Never>? =
             gaveUp != nil ? nil
-            : Task { [handle, shared = SharedDeliveryBatch(batch: batch)] in
+            : Task { [self, shared = SharedDeliveryBatch(batch: batch)] in
                 let batch = shared.batch
+                var returnedEarly = false
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
-                    if Task.isCancelled || batch.isComplete { return .none }
-                    if let reason = reasonToGiveUp() {
-                        guard let rk = handle.beginUse() else { return .none }
-                        Self.purgeOutstanding(rk)
-                        handle.endUse()
-                        return .purged(reason)
+                    if Task.isCancelled || batch.isComplete { return nil }
+                    let reason: SendReport.GaveUp? =
+                        !returnedEarly ? reasonToGiveUp()
+                        : ContinuousClock.now >= stragglerDeadline
+                            ? .abandoned("no delivery report within \(configuration.stragglerTimeout)")
+                            : abandonWhen().map(SendReport.GaveUp.abandoned)
+                    if let reason {
+                        return purgeOutstanding() ? reason : nil
                     }
-                    if stragglersNow() {
+                    if !returnedEarly, stragglersNow() {
+                        returnedEarly = true
                         batch.wake.finish(.success(()))
-                        return .stragglers
                     }
                 }
-                return .none
+                return nil
             }
         try? await batch.wake.value()
-        if !batch.isComplete {
+        if !batch.isComplete, let watcher {
             // Woken by the watcher for stragglers: the rest stays in flight, followed by the caller.
-            _ = await watcher?.value
             let results = results(of: batch, records: records, localErrors: localErrors)
             let indices = results.indices.filter { results[$0] == nil }
             if !indices.isEmpty {
                 let outstanding = OutstandingDeliveries(
-                    producer: self, batch: batch, indices: indices, topics: indices.map { records[$0].topic },
-                    until: enqueued + configuration.stragglerTimeout, abandonWhen: abandonWhen)
+                    producer: self, batch: batch, indices: indices, topics: indices.map { records[$0].topic }, watcher: watcher)
                 return SendReport(results: results, gaveUp: nil, outstanding: outstanding)
             }
             try? await batch.completion.value()  // every report arrived meanwhile
         }
         watcher?.cancel()
-        if case .purged(let reason)? = await watcher?.value { gaveUp = reason }
+        if let reason = await watcher?.value { gaveUp = reason }
         handle.unregister(batch)
         let results = results(of: batch, records: records, localErrors: localErrors)
         if let reason = gaveUp, results.contains(where: { if case .failure? = $0 { true } else { false } }) {
@@ -240,25 +245,14 @@ public final class KafkaProducer: Sendable {
         return SendReport(results: results, gaveUp: nil)
     }
 
-    /// What a send's watcher did.
-    private enum SendWatch: Sendable {
-        case none
-        case purged(SendReport.GaveUp)
-        case stragglers
-    }
-
-    /// Purges everything this producer still holds (see ``purgeOutstanding(_:)``); false once closed.
+    /// Purges everything this producer still holds (see ``KafkaProducerHandle/purgeAll(_:)``);
+    /// false once closed.
     @discardableResult
     func purgeOutstanding() -> Bool {
         guard let rk = handle.beginUse() else { return false }
-        Self.purgeOutstanding(rk)
+        KafkaProducerHandle.purgeAll(rk.raw)
         handle.endUse()
         return true
-    }
-
-    /// See ``KafkaProducerHandle/purgeAll(_:)``.
-    private static func purgeOutstanding(_ rk: KafkaHandlePointer) {
-        KafkaProducerHandle.purgeAll(rk.raw)
     }
 
     /// Cheap reachability probe (metadata request with a short timeout): used to wait out a broker outage.

@@ -15,31 +15,19 @@ public final class OutstandingDeliveries: Sendable {
     private var batch: DeliveryBatch { shared.batch }
     /// The producer they are in flight on (maybe replaced since).
     let producer: KafkaProducer
-    private let watcher: Task<String?, Never>
+    /// The send's watcher, still running: it purges on the fence or the straggler timeout, and ends
+    /// at completion (or when ``results()`` cancels it). Returns why it purged, if it did.
+    private let watcher: Task<SendReport.GaveUp?, Never>
 
     init(
         producer: KafkaProducer, batch: DeliveryBatch, indices: [Int], topics: [String],
-        until deadline: ContinuousClock.Instant, abandonWhen: @escaping @Sendable () -> String?
+        watcher: Task<SendReport.GaveUp?, Never>
     ) {
         self.indices = indices
         self.topics = topics
-        let shared = SharedDeliveryBatch(batch: batch)
-        self.shared = shared
+        self.shared = SharedDeliveryBatch(batch: batch)
         self.producer = producer
-        // Unstructured: it lives as long as the records are in flight, past the send that started
-        // it; it ends by itself at completion (checked every 100 ms) and is cancelled by `results()`.
-        self.watcher = Task { [producer] in
-            let batch = shared.batch
-            while !Task.isCancelled, !batch.isComplete {
-                try? await Task.sleep(for: .milliseconds(100))
-                if Task.isCancelled || batch.isComplete { return nil }
-                if let reason = ContinuousClock.now >= deadline ? "no delivery report within \(producer.configuration.stragglerTimeout)" : abandonWhen() {
-                    producer.purgeOutstanding()
-                    return reason
-                }
-            }
-            return nil
-        }
+        self.watcher = watcher
     }
 
     /// Whether every report is in (``results()`` then returns at once).

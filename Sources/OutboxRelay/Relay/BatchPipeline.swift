@@ -96,12 +96,11 @@ struct BatchPipeline: Sendable {
                     databaseBackoff.reset()
                     logger.info("settled the delivered batch once the database answered again")
                 }
-                if let group = stragglers.takeFirstComplete() {
+                while let group = stragglers.takeFirstComplete() {
                     // The read-ahead may hold later rows of its keys, read while they were parked:
                     // once unparked those rows must come after the settle's retries, so read afresh.
                     readAhead = nil
                     try await settleStragglers(group)
-                    while let group = stragglers.takeFirstComplete() { try await settleStragglers(group) }
                 }
                 let ahead = readAhead
                 readAhead = nil
