@@ -24,13 +24,21 @@ struct DrainCommand: AsyncParsableCommand {
     @Option(name: .customLong("http-port-base"), help: "Relay i serves /metrics on this port + i (0: off, no per-relay shares).")
     var httpPortBase = 19_470
     @Option(help: "Give up after this many seconds.") var timeout = 600
+    @Flag(
+        name: .customLong("hold-xmin"),
+        help: "Keep a REPEATABLE READ transaction open from before the seed to the end, as a long report or a stuck session would: no row deleted meanwhile can be vacuumed.")
+    var holdXmin = false
+    @Option(
+        name: .customLong("dead-rows"),
+        help: "Before the seed, insert and delete this many rows (dead tuples the relays' reads meet; kept with --hold-xmin).")
+    var deadRows = 0
 
     func validate() throws {
-        guard messages >= 1, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
+        guard messages >= 1, deadRows >= 0, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
             (1...10_000).contains(batchSize), httpPortBase == 0 || (1024...65_000).contains(httpPortBase)
         else {
             throw ValidationError(
-                "--messages, --keys and --timeout must be positive, --relays 1-32, --payload-bytes ≥ 0, --batch-size 1-10000, --http-port-base 0 or 1024-65000")
+                "--messages, --keys and --timeout must be positive, --dead-rows ≥ 0, --relays 1-32, --payload-bytes ≥ 0, --batch-size 1-10000, --http-port-base 0 or 1024-65000")
         }
     }
 
@@ -40,6 +48,7 @@ struct DrainCommand: AsyncParsableCommand {
         let topic = "loadtest-drain-\(context.stamp)"
         let logger = context.logger
         var report = try await context.withDatabase { client in
+            try await HeldHorizon.around(holdXmin ? client : nil, logger: logger) {
             let ceilingFigures: RunReport.CeilingFigures? =
                 ceiling
                 ? try await CeilingRunner(
@@ -49,6 +58,11 @@ struct DrainCommand: AsyncParsableCommand {
                 : nil
 
             let seeder = Seeder(client: client, schema: context.schema, logger: logger)
+            if deadRows > 0 {
+                Progress.line("leaving \(deadRows) dead rows in \(schema).messages\(holdXmin ? " (not vacuumable: the horizon is held)" : "")…")
+                _ = try await seeder.seed(topic: "\(topic)-dead", count: deadRows, keys: keys, payloadBytes: payloadBytes)
+                try await seeder.delete(topic: "\(topic)-dead")
+            }
             Progress.line("seeding \(messages) messages (\(payloadBytes) B payload, \(keys) keys) into \(schema).messages with COPY…")
             let seedStart = ContinuousClock.now
             let ids = try await seeder.seed(topic: topic, count: messages, keys: keys, payloadBytes: payloadBytes)
@@ -126,7 +140,7 @@ struct DrainCommand: AsyncParsableCommand {
                 startedAt: started,
                 parameters: .init(
                     messages: messages, relays: relays, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize,
-                    schema: schema, topic: topic),
+                    schema: schema, topic: topic, conditions: conditions),
                 ceiling: ceilingFigures,
                 drain: .init(
                     seedSeconds: seedSeconds, seedRate: Double(messages) / seedSeconds, drainSeconds: drainSeconds,
@@ -135,6 +149,7 @@ struct DrainCommand: AsyncParsableCommand {
                 relayPeakRSSMiB: Double(peakRSS) / 1024, relayExitCodes: exitCodes, ledger: ledger,
                 timeline: Self.timeline(pendingSamples, total: messages, interval: 0.5),
                 relayShares: httpPortBase > 0 ? shares : [], databaseStatements: statements)
+            }
         }
         report.targets = targets(report)
         try context.write(report)
@@ -142,6 +157,12 @@ struct DrainCommand: AsyncParsableCommand {
             Progress.line("outbox-loadtest: the ledger is not clean or a relay did not exit cleanly")
             throw ExitCode(1)
         }
+    }
+
+    private var conditions: String? {
+        let parts = [holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil, deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil]
+            .compactMap { $0 }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }
 
     private func targets(_ report: RunReport) -> [RunReport.TargetCheck] {

@@ -146,9 +146,13 @@ struct HTMLReport {
 
     private func statementTable() -> String {
         guard !report.databaseStatements.isEmpty else { return "" }
-        var out = "<h2>Database time by statement</h2><p>pg_stat_statements, reset when the relays started.</p><table><tr><th>calls</th><th>total ms</th><th>mean ms</th><th>rows</th><th>statement</th></tr>"
+        var out = "<h2>Database time by statement</h2><p>pg_stat_statements, reset when the relays started.</p><table><tr><th>calls</th><th>total ms</th><th>mean ms</th><th>rows</th><th>ms / 1,000 rows</th><th>buffers / 1,000 rows</th><th>statement</th></tr>"
         for s in report.databaseStatements {
-            out += String(format: "<tr><td>%d</td><td>%.0f</td><td>%.2f</td><td>%d</td><td><code>%@</code></td></tr>", s.calls, s.totalMilliseconds, s.meanMilliseconds, s.rows, escape(s.statement))
+            let per = s.perThousandRows
+            out += String(
+                format: "<tr><td>%d</td><td>%.0f</td><td>%.2f</td><td>%d</td><td>%@</td><td>%@</td><td><code>%@</code></td></tr>", s.calls,
+                s.totalMilliseconds, s.meanMilliseconds, s.rows, per.map { String(format: "%.2f", $0.milliseconds) } ?? "–",
+                per?.buffers.map { String(format: "%.0f", $0) } ?? "–", escape(s.statement))
         }
         return out + "</table>\n"
     }

@@ -34,6 +34,8 @@ struct RunReport: Codable {
         var batchSize: Int
         var schema: String
         var topic: String
+        /// What the database was put through besides the load (`--hold-xmin`, `--dead-rows`).
+        var conditions: String?
     }
 
     struct CeilingFigures: Codable {
@@ -123,6 +125,14 @@ struct RunReport: Codable {
         var totalMilliseconds: Double
         var meanMilliseconds: Double
         var rows: Int
+        /// Shared buffers hit or read: the work a statement did, independent of the machine's speed.
+        var buffers: Int?
+
+        /// Execution time and buffers per 1,000 rows returned or changed (nil without rows).
+        var perThousandRows: (milliseconds: Double, buffers: Double?)? {
+            guard rows > 0 else { return nil }
+            return (totalMilliseconds * 1000 / Double(rows), buffers.map { Double($0) * 1000 / Double(rows) })
+        }
     }
 
     struct TargetCheck: Codable {
@@ -143,6 +153,7 @@ struct RunReport: Codable {
             row("load", "\(rate) msg/s for \(Self.number(duration, "%.0f")) s, \(p.payloadBytes) B, \(p.keys) keys, batch \(p.batchSize)")
         }
         if mode != "ceiling" { row("relays", "\(p.relays)") }
+        if let conditions = p.conditions { row("conditions", conditions) }
         if let c = ceiling {
             row("database ceiling", "\(Self.rate(c.database.rate)) (relay read + fenced delete, no broker, \(c.database.messages) msgs)")
             row("produce ceiling", "\(Self.rate(c.produceStreaming.rate)) with \(c.produceInFlight) batches in flight; \(Self.rate(c.produceOneBatch.rate)) one batch at a time (no database)")
@@ -184,9 +195,16 @@ struct RunReport: Codable {
             for t in targets { lines.append("| \(t.name) | \(t.target) | \(t.measured) | \(t.met ? "yes" : "**no**") |") }
         }
         if !databaseStatements.isEmpty {
-            lines += ["", "Database time by statement (pg_stat_statements):", "", "| calls | total ms | mean ms | rows | statement |", "|---|---|---|---|---|"]
+            lines += [
+                "", "Database time by statement (pg_stat_statements):", "",
+                "| calls | total ms | mean ms | rows | ms / 1,000 rows | buffers / 1,000 rows | statement |", "|---|---|---|---|---|---|---|",
+            ]
             for s in databaseStatements {
-                lines.append(String(format: "| %d | %.0f | %.2f | %d | `%@` |", s.calls, s.totalMilliseconds, s.meanMilliseconds, s.rows, String(s.statement.prefix(90))))
+                let per = s.perThousandRows
+                lines.append(String(
+                    format: "| %d | %.0f | %.2f | %d | %@ | %@ | `%@` |", s.calls, s.totalMilliseconds, s.meanMilliseconds, s.rows,
+                    per.map { String(format: "%.2f", $0.milliseconds) } ?? "–", per?.buffers.map { String(format: "%.0f", $0) } ?? "–",
+                    String(s.statement.prefix(90))))
             }
         }
         lines.append("")

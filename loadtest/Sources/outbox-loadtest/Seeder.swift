@@ -37,6 +37,14 @@ struct Seeder {
     }
 
     /// The ids of `topic`'s rows in `table` (`messages` or `dead_letters`).
+    /// Deletes every outbox row of `topic` (dead tuples until a vacuum may remove them).
+    func delete(topic: String) async throws {
+        var binds = PostgresBindings()
+        binds.append(topic)
+        try await client.query(
+            PostgresQuery(unsafeSQL: "DELETE FROM \(schema.rawValue).messages WHERE topic = $1", binds: binds), logger: logger)
+    }
+
     func ids(topic: String, table: String) async throws -> Set<Int64> {
         var binds = PostgresBindings()
         binds.append(topic)

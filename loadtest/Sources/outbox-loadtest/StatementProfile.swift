@@ -29,18 +29,18 @@ struct StatementProfile {
         let rows = try await client.query(
             PostgresQuery(
                 unsafeSQL: """
-                    SELECT query, calls, total_exec_time, rows FROM pg_stat_statements
+                    SELECT query, calls, total_exec_time, rows, shared_blks_hit + shared_blks_read FROM pg_stat_statements
                     WHERE query LIKE $1 AND query NOT LIKE '%pg_stat_statements%'
                     ORDER BY total_exec_time DESC LIMIT $2
                     """,
                 binds: binds),
             logger: logger)
         var stats: [RunReport.StatementStat] = []
-        for try await (query, calls, total, count) in rows.decode((String, Int64, Double, Int64).self) {
+        for try await (query, calls, total, count, buffers) in rows.decode((String, Int64, Double, Int64, Int64).self) {
             let text = query.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
             stats.append(.init(
                 statement: String(text.prefix(160)), calls: Int(calls), totalMilliseconds: total,
-                meanMilliseconds: calls > 0 ? total / Double(calls) : 0, rows: Int(count)))
+                meanMilliseconds: calls > 0 ? total / Double(calls) : 0, rows: Int(count), buffers: Int(buffers)))
         }
         return stats
     }
