@@ -28,8 +28,8 @@ import Testing
                     "OUTBOX_DATABASE_URL": TestServices.databaseURL, "OUTBOX_KAFKA_BROKERS": TestServices.brokers,
                 ]))
             let code = await process.wait(timeout: timeout)
-            #expect(code == 0, "stderr: \(process.standardError.suffix(3000))")
             let folders = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+            #expect(code == 0, "stderr: \(process.standardError.suffix(3000))\n\(Self.relayLogs(in: folders.map { "\(output)/\($0)" }))")
             guard folders.count == 1 else {
                 Issue.record("expected one results folder, found \(folders); stderr: \(process.standardError.suffix(3000))")
                 return
@@ -41,6 +41,15 @@ import Testing
                 json: try Data(contentsOf: URL(fileURLWithPath: "\(folder)/report.json")),
                 html: (try? String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)) ?? ""))
         }
+    }
+
+    /// The end of each relay's log of a run (the results folder is removed after the test).
+    private static func relayLogs(in folders: [String]) -> String {
+        folders.flatMap { folder in
+            ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix("relay-") }.sorted().map {
+                "\($0): \(((try? String(contentsOfFile: "\(folder)/\($0)", encoding: .utf8)) ?? "").suffix(2000))"
+            }
+        }.joined(separator: "\n")
     }
 
     private static func expectCleanLedger(_ report: [String: Any], unique: Int) {
