@@ -215,8 +215,9 @@ public struct DeadLetterStore: Sendable {
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED),
             -- The keys' enqueue locks (migration 3) before any id is taken: a transaction
-            -- enqueueing one of these keys commits first, or waits for this one.
-            locked AS MATERIALIZED (SELECT \(s).lock_keys(array_agg(p.key)) FROM picked p),
+            -- enqueueing one of these keys commits first, or waits for this one. And the
+            -- transaction id before any outbox id (migration 5: the relays' frontier needs it).
+            locked AS MATERIALIZED (SELECT \(s).lock_keys(array_agg(p.key)), pg_current_xact_id() FROM picked p),
             new_ids AS MATERIALIZED (
                 SELECT nextval(pg_get_serial_sequence('\(s).messages', 'id')) AS new_id FROM locked, picked),
             pairs AS MATERIALIZED (
