@@ -83,7 +83,7 @@ import Testing
             let leases = try await store.claim(count: 256, ttl: .seconds(10), logger: logger)
             #expect(leases.count == 256)
             #expect(try await store.renew(leases, ttl: .seconds(10), logger: logger).count == 256)
-            let batch = try await store.readBatch(lanes: leases.map(\.lane), limit: 100, logger: logger)
+            let batch = try await store.readBatch(lanes: leases.map(\.lane), limit: 100, logger: logger).rows
             #expect(batch.count == 7)
             let first = try #require(batch.first)
             #expect(try await store.retry([RetryDecision(id: first.id, delayMilliseconds: 0, error: "test")], leases: leases, logger: logger).rows == 1)

@@ -39,11 +39,20 @@ public enum CeilingProbes {
         let clock = ContinuousClock()
         let started = clock.now
         var moved = 0
+        // Reads start where the relay's would (its lane cursors), so the ceiling is its SQL's.
+        var cursors = LaneCursors()
+        cursors.sync(with: leases)
         do {
             while true {
-                let rows = try await store.readBatch(lanes: lanes, limit: batchSize, logger: logger)
-                if rows.isEmpty { break }
-                moved += try await store.ack(ids: rows.map(\.id), leases: leases, logger: logger).rows
+                let read = try await store.readBatch(
+                    lanes: lanes, limit: batchSize, after: cursors.start(for: lanes), logger: logger)
+                cursors.observe(read, lanes: lanes, limit: batchSize)
+                if read.rows.isEmpty { break }
+                let ids = read.rows.map(\.id)
+                let acked = try await store.ack(ids: ids, leases: leases, logger: logger)
+                moved += acked.rows
+                cursors.finished(ids, lanes: acked.lanesHeld)
+                if let transaction = acked.transactionID { cursors.wrote(transaction: transaction) }
             }
         } catch {
             _ = try? await store.releaseAllOwned(logger: logger)

@@ -41,6 +41,9 @@ struct BatchPipeline: Sendable {
     struct ReadAhead: Sendable {
         var leases: [LaneLease]
         var rows: [PendingMessage]
+        /// What its read said besides the rows (see `LaneCursors.observe`).
+        var oldestRunningTransaction: Int64 = 0
+        var dueRetries: [(lane: Int16, id: Int64)] = []
         /// Each row's envelope, built while the previous batch was delivered (empty: build later).
         var built: [EnvelopeBuilder.Outcome] = []
 
@@ -64,11 +67,12 @@ struct BatchPipeline: Sendable {
     /// timeout) never looks wedged; only a step that outlives every bound does.
     func run() async {
         var stragglers = Stragglers()
-        await runLoop(&stragglers)
-        await finish(&stragglers)
+        var cursors = LaneCursors()
+        await runLoop(&stragglers, &cursors)
+        await finish(&stragglers, &cursors)
     }
 
-    private func runLoop(_ stragglers: inout Stragglers) async {
+    private func runLoop(_ stragglers: inout Stragglers, _ cursors: inout LaneCursors) async {
         var databaseBackoff = OutageBackoff()
         var readAhead: ReadAhead?
         // Outages in a row after which the broker answered at once: deliveries fail while the
@@ -90,7 +94,7 @@ struct BatchPipeline: Sendable {
             table.recordPipelineProgress()
             do {
                 if var settlement = owed {
-                    try await settle(&settlement)
+                    try await settle(&settlement, &cursors)
                     owed = nil
                     health.databaseAnswered()
                     databaseBackoff.reset()
@@ -100,11 +104,11 @@ struct BatchPipeline: Sendable {
                     // The read-ahead may hold later rows of its keys, read while they were parked:
                     // once unparked those rows must come after the settle's retries, so read afresh.
                     readAhead = nil
-                    try await settleStragglers(group)
+                    try await settleStragglers(group, &cursors)
                 }
                 let ahead = readAhead
                 readAhead = nil
-                let (outcome, next) = try await publishOneBatch(readAhead: ahead, stragglers: &stragglers)
+                let (outcome, next) = try await publishOneBatch(readAhead: ahead, stragglers: &stragglers, cursors: &cursors)
                 readAhead = next
                 // `.idle` may not have asked the database (no lanes held): the monitor covers that case.
                 if outcome != .idle { health.databaseAnswered() }
@@ -155,11 +159,14 @@ struct BatchPipeline: Sendable {
 
     /// One batch: read (or take the read-ahead), produce, settle. Returns the outcome and the rows
     /// read ahead for the next batch, if any.
-    func publishOneBatch(readAhead: ReadAhead? = nil, stragglers: inout Stragglers) async throws -> (BatchOutcome, ReadAhead?) {
+    func publishOneBatch(
+        readAhead: ReadAhead? = nil, stragglers: inout Stragglers, cursors: inout LaneCursors
+    ) async throws -> (BatchOutcome, ReadAhead?) {
         let clock = ContinuousClock()
         let started = clock.now
         let leases = table.beginBatch(now: .now, horizon: configuration.selfFencingMargin)
         defer { table.endBatch() }
+        cursors.sync(with: table.all)
         guard !leases.isEmpty else { return (.idle, nil) }
         let (store, logger, batchSize) = (self.store, self.logger, configuration.batchSize)
         let lanes = leases.map(\.lane)
@@ -175,9 +182,11 @@ struct BatchPipeline: Sendable {
         }
         if entries.isEmpty {
             let fresh = try await store.readBatch(
-                lanes: lanes, limit: batchSize, excluding: stragglerIDs, parked: Array(parked), logger: logger)
+                lanes: lanes, limit: batchSize, after: cursors.start(for: lanes), excluding: stragglerIDs, parked: Array(parked),
+                logger: logger)
             table.recordPipelineProgress()
-            entries = fresh.map { (row: $0, built: nil) }
+            cursors.observe(fresh, lanes: lanes, limit: batchSize)
+            entries = fresh.rows.map { (row: $0, built: nil) }
         }
         guard !entries.isEmpty else { return (.idle, nil) }
         // The read may have taken long (a slow or frozen link): nothing of a lane whose lease does
@@ -192,6 +201,11 @@ struct BatchPipeline: Sendable {
             guard !entries.isEmpty else { return (.idle, nil) }
         }
         let rows = entries.map(\.row)
+        // From here every row is finished by the settle, stays in flight as a straggler, or is
+        // handed back to the cursors to be read again.
+        cursors.sending(rows.map(\.id))
+        var stragglersOfThisBatch: Set<Int64> = []
+        defer { cursors.returned(rows.lazy.map(\.id).filter { !stragglersOfThisBatch.contains($0) }) }
 
         var records: [KafkaRecord] = []
         var rowResults: [(row: PendingMessage, result: SettlePlan.RowResult)] = []
@@ -219,13 +233,16 @@ struct BatchPipeline: Sendable {
         let inFlight = rows.map(\.id) + stragglerIDs
         let full = rows.count >= batchSize
         let builder = self.builder
+        let aheadStart = cursors.start(for: lanes)
         // The read-ahead also builds its envelopes, on another thread while this batch waits.
         @Sendable func readNext() async -> ReadAhead? {
             guard
                 let next = try? await store.readBatch(
-                    lanes: lanes, limit: batchSize, excluding: inFlight, parked: Array(parked), logger: logger)
+                    lanes: lanes, limit: batchSize, after: aheadStart, excluding: inFlight, parked: Array(parked), logger: logger)
             else { return nil }
-            return ReadAhead(leases: leases, rows: next, built: next.map(builder.build))
+            return ReadAhead(
+                leases: leases, rows: next.rows, oldestRunningTransaction: next.oldestRunningTransaction, dueRetries: next.dueRetries,
+                built: next.rows.map(builder.build))
         }
         async let ahead: ReadAhead? = full ? readNext() : nil
         // Publishing is fenced like writing: the send gives up (purging what librdkafka still
@@ -263,6 +280,7 @@ struct BatchPipeline: Sendable {
                 since: .now, blockedKeys: plan.keysBlockingInFlight)
             table.beginStragglers(lanes: group.lanes)
             stragglers.add(group)
+            stragglersOfThisBatch = Set(group.rows.map(\.id))
             logger.warning(
                 "records without a delivery report long after the rest of their batch had one (a partition without a reachable leader?); their keys wait for them, the others go on",
                 metadata: [
@@ -277,7 +295,7 @@ struct BatchPipeline: Sendable {
         }
         let (delivered, retries, deadLetters) = (plan.delivered, plan.retries, plan.deadLetters)
         var settlement = Settlement(leases: leases, delivered: delivered.map(\.id), deadLetters: deadLetters, retries: retries)
-        try await settle(&settlement)
+        try await settle(&settlement, &cursors)
         logger.debug(
             "batch settled",
             metadata: [
@@ -288,8 +306,15 @@ struct BatchPipeline: Sendable {
             ])
         metrics.batchSettled(
             read: rows.count, delivered: delivered, retried: retries.count, deadLettered: deadLetters.map(\.reason))
-        // Awaited in every case, so the read-ahead never outlives its batch.
+        // Awaited in every case, so the read-ahead never outlives its batch. Recorded by the
+        // cursors even when it is dropped below: its rows then stay open and are read again.
         let aheadBatch = await ahead
+        if let aheadBatch {
+            cursors.observe(
+                BatchRead(
+                    rows: aheadBatch.rows, oldestRunningTransaction: aheadBatch.oldestRunningTransaction, dueRetries: aheadBatch.dueRetries),
+                lanes: lanes, limit: batchSize)
+        }
         // A send given up because a lease ran out is not the broker's fault: the lanes left are
         // read again at once (no read-ahead: the purged rows come first).
         if case .abandoned = report.gaveUp { return (.settled, nil) }
@@ -328,15 +353,15 @@ struct BatchPipeline: Sendable {
     /// batch until the renewal.
     ///
     /// Throws ``SettlementFailed`` with what is still owed when a statement fails.
-    func settle(_ settlement: inout Settlement) async throws {
+    func settle(_ settlement: inout Settlement, _ cursors: inout LaneCursors) async throws {
         do {
-            try await settleStatements(&settlement)
+            try await settleStatements(&settlement, &cursors)
         } catch {
             throw SettlementFailed(remaining: settlement, underlying: error)
         }
     }
 
-    private func settleStatements(_ settlement: inout Settlement) async throws {
+    private func settleStatements(_ settlement: inout Settlement, _ cursors: inout LaneCursors) async throws {
         var writable = table.stillValid(settlement.leases, now: .now)
         if writable.count < settlement.leases.count {
             logger.warning(
@@ -345,6 +370,7 @@ struct BatchPipeline: Sendable {
             settlement.leases = writable
         }
         func checkFence(_ write: FencedWrite) {
+            if let transaction = write.transactionID { cursors.wrote(transaction: transaction) }
             let lost = Set(writable.map(\.lane)).subtracting(write.lanesHeld)
             guard !lost.isEmpty else { return }
             table.remove(Array(lost))
@@ -362,6 +388,7 @@ struct BatchPipeline: Sendable {
         }
         if !settlement.delivered.isEmpty {
             checkFence(try await store.ack(ids: settlement.delivered, leases: writable, logger: logger))
+            cursors.finished(settlement.delivered, lanes: Set(writable.map(\.lane)))
             settlement.delivered = []
             table.recordPipelineProgress()
         }
@@ -369,6 +396,7 @@ struct BatchPipeline: Sendable {
             let deadLetters = settlement.deadLetters
             let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
             checkFence(moved)
+            cursors.finished(deadLetters.map(\.id), lanes: Set(writable.map(\.lane)))
             settlement.deadLetters = []
             table.recordPipelineProgress()
             logger.warning(
@@ -381,6 +409,7 @@ struct BatchPipeline: Sendable {
         if !settlement.retries.isEmpty, !writable.isEmpty {
             let retries = settlement.retries
             checkFence(try await store.retry(retries, leases: writable, logger: logger))
+            cursors.finished(retries.map(\.id), lanes: Set(writable.map(\.lane)))
             settlement.retries = []
             table.recordPipelineProgress()
             logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])
@@ -391,8 +420,16 @@ struct BatchPipeline: Sendable {
     /// Settles stragglers whose every report is in, like the batch they belong to would have been:
     /// delivered rows deleted, failed ones retried, dead-lettered or left (an outage), all fenced by
     /// that batch's leases. Their keys are read again from the next batch on.
-    private func settleStragglers(_ group: Stragglers.Group) async throws {
+    private func settleStragglers(_ group: Stragglers.Group, _ cursors: inout LaneCursors) async throws {
         let results = await group.deliveries.results()
+        // Whatever the settle does not finish is read again; and the rows of their keys that reads
+        // passed while the keys were parked are read again, from the group's first row of each lane.
+        defer {
+            cursors.returned(group.rows.map(\.id))
+            for (lane, rows) in Dictionary(grouping: group.rows, by: \.lane) {
+                cursors.rewind(lane: lane, before: rows.reduce(Int64.max) { min($0, $1.id) })
+            }
+        }
         // Nothing of the group is in flight any more: its lanes may be handed back again.
         table.endStragglers(lanes: group.lanes)
         let plan = SettlePlan(
@@ -413,7 +450,7 @@ struct BatchPipeline: Sendable {
             ])
         metrics.batchSettled(
             read: 0, delivered: plan.delivered, retried: plan.retries.count, deadLettered: plan.deadLetters.map(\.reason))
-        try await settle(&settlement)
+        try await settle(&settlement, &cursors)
         // Only the producer they were on, if it is still the current one.
         if let outage = plan.outage, outage.requiresNewProducer, group.deliveries.producer === producers.current {
             await producers.replace(because: "\(outage.name): \(outage.message)")
@@ -423,7 +460,7 @@ struct BatchPipeline: Sendable {
     /// At a stop: waits a little for the stragglers' reports, gives up on the rest (purging), and
     /// settles what came back, so no delivered row is published again needlessly and nothing of this
     /// relay is in flight once its lanes are released.
-    private func finish(_ stragglers: inout Stragglers) async {
+    private func finish(_ stragglers: inout Stragglers, _ cursors: inout LaneCursors) async {
         guard !stragglers.isEmpty else { return }
         let until = ContinuousClock.now + Self.stragglerStopWait
         while !stragglers.allComplete, ContinuousClock.now < until, !Task.isCancelled {
@@ -438,7 +475,7 @@ struct BatchPipeline: Sendable {
         }
         for group in groups {
             do {
-                try await settleStragglers(group)
+                try await settleStragglers(group, &cursors)
             } catch {
                 logger.warning(
                     "could not settle records left in flight; their rows are published again by the next owner",

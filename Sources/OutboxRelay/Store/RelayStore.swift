@@ -117,26 +117,44 @@ struct RelayStore: Sendable {
 
     // MARK: Messages
 
-    /// Reads the next batch of owned lanes in id order, leaving out every message whose key has an
-    /// earlier message waiting for a retry (so a retry never lets a later message overtake it),
-    /// the messages still in flight (`excluding`: the batch being delivered, when reading ahead of
-    /// it, and stragglers) and every message of a `parked` key (one with a straggler in flight).
+    /// Reads the next batch of owned lanes in id order, starting after `start` (the lowest of the
+    /// lanes' floors, see `LaneCursors`; 0 reads from the beginning), so it walks the index entries
+    /// of what it returns instead of every dead one since the start of the table. Left out: every
+    /// message whose key has an earlier message waiting for a retry (so a retry never lets a later
+    /// message overtake it), the messages still in flight (`excluding`: the batch being delivered,
+    /// when reading ahead of it, and stragglers) and every message of a `parked` key (one with a
+    /// straggler in flight).
+    ///
+    /// A retry whose wait is over may lie below `start` (its key's later rows were passed while it
+    /// waited): the read then starts just below the first such retry, so it and the rest of its key
+    /// are read again in order. Only rescheduled rows (`attempts > 0`) are held by `available_at`;
+    /// a fresh row is ready whatever the clocks say, so a clock stepping back can never make a read
+    /// pass one.
     func readBatch(
-        lanes: [Int16], limit: Int, excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [], logger: Logger
-    ) async throws -> [PendingMessage] {
-        var binds = PostgresBindings(capacity: 4)
+        lanes: [Int16], limit: Int, after start: Int64 = 0, excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [],
+        logger: Logger
+    ) async throws -> BatchRead {
+        var binds = PostgresBindings(capacity: 5)
         binds.append(lanes)
         binds.append(limit)
         binds.append(inFlight)
         binds.append(parked)
+        binds.append(start)
         return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger) {
             rows in
-            var batch: [PendingMessage] = []
-            batch.reserveCapacity(limit)
-            for try await (id, topic, key, lane, payload, headers, contentType, type, createdAt, attempts) in rows.decode(
-                (Int64, String, ByteBuffer?, Int16, ByteBuffer, String, String?, String?, Date, Int32).self)
+            var batch = BatchRead(rows: [], oldestRunningTransaction: 0)
+            batch.rows.reserveCapacity(limit)
+            for try await (oldest, dueLanes, dueIDs, id, topic, key, lane, payload, headers, contentType, type, createdAt, attempts)
+                in rows.decode(
+                    (Int64, [Int16], [Int64], Int64?, String?, ByteBuffer?, Int16?, ByteBuffer?, String?, String?, String?, Date?, Int32?)
+                        .self)
             {
-                batch.append(
+                if batch.rows.isEmpty {
+                    batch.oldestRunningTransaction = oldest
+                    batch.dueRetries = zip(dueLanes, dueIDs).map { (lane: $0, id: $1) }
+                }
+                guard let id, let topic, let lane, let payload, let headers, let createdAt, let attempts else { continue }
+                batch.rows.append(
                     PendingMessage(
                         id: id, topic: topic, key: key, lane: lane, payload: payload, headersJSON: headers,
                         contentType: contentType, type: type, createdAt: createdAt, attempts: attempts))
@@ -217,8 +235,8 @@ struct RelayStore: Sendable {
 
     private func fencedWrite(_ what: String, _ query: PostgresQuery, logger: Logger) async throws -> FencedWrite {
         try await database.rows(what, query, logger: logger) { rows in
-            for try await (count, lanes) in rows.decode((Int64, [Int16]).self) {
-                return FencedWrite(rows: Int(count), lanesHeld: Set(lanes))
+            for try await (count, lanes, transaction) in rows.decode((Int64, [Int16], Int64).self) {
+                return FencedWrite(rows: Int(count), lanesHeld: Set(lanes), transactionID: transaction)
             }
             return FencedWrite(rows: 0, lanesHeld: [])
         }
@@ -241,6 +259,8 @@ struct RelayStore: Sendable {
 struct FencedWrite: Sendable, Equatable {
     var rows: Int
     var lanesHeld: Set<Int16>
+    /// The statement's transaction id (nil: nothing was sent): a bound for the ``Frontier``.
+    var transactionID: Int64?
 }
 
 extension RelayStore {
@@ -297,19 +317,38 @@ extension RelayStore {
                     FROM locked WHERE l.lane = locked.lane RETURNING 1)
                 SELECT count(*) FROM r
                 """
+            // `snapshot`: the oldest transaction running at this statement's snapshot (`Frontier`).
+            // `retrying`: the lanes' rescheduled rows, from the partial index on them (normally
+            // empty): those still waiting hold their keys; the first one due of each lane that this
+            // read can return (not in flight, parked or held) lowers the start, and is reported.
             readBatch = """
-                WITH held AS (
-                    SELECT key, min(id) AS first_id FROM \(s).messages
-                    WHERE lane = ANY($1) AND attempts > 0 AND available_at > now() AND key IS NOT NULL
-                    GROUP BY key)
-                SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
-                       m.created_at, m.attempts
-                FROM \(s).messages m
-                WHERE m.lane = ANY($1) AND m.available_at <= now() AND m.id <> ALL($3)
-                  AND (m.key IS NULL OR m.key <> ALL($4::bytea[]))
-                  AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
-                ORDER BY m.id
-                LIMIT $2
+                WITH snapshot AS MATERIALIZED (
+                    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS oldest_running),
+                retrying AS MATERIALIZED (
+                    SELECT lane, key, id, available_at > now() AS waiting FROM \(s).messages
+                    WHERE lane = ANY($1) AND attempts > 0),
+                held AS (
+                    SELECT key, min(id) AS first_id FROM retrying WHERE waiting AND key IS NOT NULL GROUP BY key),
+                due AS MATERIALIZED (
+                    SELECT r.lane, min(r.id) AS first_id FROM retrying r
+                    WHERE NOT r.waiting AND r.id <> ALL($3) AND (r.key IS NULL OR r.key <> ALL($4::bytea[]))
+                      AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = r.key AND h.first_id < r.id)
+                    GROUP BY r.lane),
+                batch AS (
+                    SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
+                           m.created_at, m.attempts
+                    FROM \(s).messages m
+                    WHERE m.id > least($5::int8, (SELECT min(first_id) - 1 FROM due))
+                      AND m.lane = ANY($1) AND (m.attempts = 0 OR m.available_at <= now()) AND m.id <> ALL($3)
+                      AND (m.key IS NULL OR m.key <> ALL($4::bytea[]))
+                      AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
+                    ORDER BY m.id
+                    LIMIT $2)
+                SELECT snapshot.oldest_running, ARRAY(SELECT lane FROM due ORDER BY lane),
+                       ARRAY(SELECT first_id FROM due ORDER BY lane), b.id, b.topic, b.key, b.lane, b.payload, b.headers, b.content_type, b.type,
+                       b.created_at, b.attempts
+                FROM snapshot LEFT JOIN batch b ON true
+                ORDER BY b.id
                 """
             let fence = """
                 fence AS (\(ownedInOrder) FOR SHARE OF l)
@@ -320,7 +359,7 @@ extension RelayStore {
                     DELETE FROM \(s).messages m
                     WHERE m.id = ANY($4) AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING 1)
-                SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence)
+                SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence), pg_current_xact_id()::text::int8
                 """
             retry = """
                 WITH \(fence),
@@ -332,7 +371,7 @@ extension RelayStore {
                     FROM unnest($4::int8[], $5::int8[], $6::text[]) AS x(id, delay_ms, error)
                     WHERE m.id = x.id AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
                     RETURNING 1)
-                SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence)
+                SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence), pg_current_xact_id()::text::int8
                 """
             deadLetter = """
                 WITH \(fence),
@@ -349,7 +388,7 @@ extension RelayStore {
                            created_at, attempts, reason, error, $1
                     FROM moved
                     RETURNING 1)
-                SELECT (SELECT count(*) FROM inserted), ARRAY(SELECT lane FROM fence)
+                SELECT (SELECT count(*) FROM inserted), ARRAY(SELECT lane FROM fence), pg_current_xact_id()::text::int8
                 """
             isEmpty = "SELECT NOT EXISTS (SELECT 1 FROM \(s).messages)"
             // The first relay records its source; every one reads back what is recorded (the
