@@ -1,13 +1,48 @@
 import Foundation
 import OutboxEnvelope
-import OutboxRelay
+@testable import OutboxRelay
 import OutboxTestSupport
+import PostgresNIO
 import Testing
 
 /// The envelope id a consumer deduplicates on (`<source>/<outbox id>`) is the same whichever relay
 /// publishes a message: the outbox records its source (migration 4), relays without
 /// `OUTBOX_SOURCE` use it, and a relay configured with another one refuses to start.
 @Suite(.serialized) struct SourceIdentityTests {
+    /// Two relays starting together on a new outbox: the second one's insert waits for the first's
+    /// to commit, and then its statement's snapshot (taken before) shows no recorded source. It
+    /// must use the one the first recorded. (It decoded a NULL and exited 1 at start-up: seen as a
+    /// relay missing from a fleet test's lanes and a load-test relay exiting 1.)
+    @Test func aRelayRecordingTheSourceWhileAnotherDoesUsesTheOthers() async throws {
+        try await OutboxFixture.with { fixture in
+            let inserted = AsyncStream<Void>.makeStream()
+            let commit = AsyncStream<Void>.makeStream()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await fixture.client.withTransaction(logger: fixture.logger) { connection in
+                        try await connection.query(
+                            PostgresQuery(
+                                unsafeSQL: "INSERT INTO \(fixture.schema.rawValue).identity (source, recorded_by) VALUES ('first', 'relay-1')"),
+                            logger: fixture.logger)
+                        inserted.continuation.yield()
+                        for await _ in commit.stream { break }
+                    }
+                }
+                var iterator = inserted.stream.makeAsyncIterator()
+                _ = await iterator.next()
+                group.addTask {
+                    // By then the second relay's insert waits for the first transaction.
+                    try await Task.sleep(for: .milliseconds(500))
+                    commit.continuation.yield()
+                    commit.continuation.finish()
+                }
+                let store = RelayStore(client: fixture.client, schema: fixture.schema, relayID: "relay-2")
+                #expect(try await store.recordedSource(wanted: "second", logger: fixture.logger) == "first")
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test func everyRelayPublishesUnderTheOutboxsRecordedSource() async throws {
         try await Fleet.with { fleet in
             let a = try await fleet.start("a")

@@ -202,9 +202,21 @@ struct RelayStore: Sendable {
         var binds = PostgresBindings(capacity: 2)
         binds.append(wanted)
         binds.append(relayID)
-        return try await database.rows("reading the outbox's envelope source", PostgresQuery(unsafeSQL: sql.recordSource, binds: binds), logger: logger) { rows in
+        let recorded = try await database.rows(
+            "reading the outbox's envelope source", PostgresQuery(unsafeSQL: sql.recordSource, binds: binds), logger: logger
+        ) { rows in
+            for try await source in rows.decode(String?.self) { return source }
+            return nil
+        }
+        if let recorded { return recorded }
+        // Another relay recorded it at the same moment: this insert waited for that one's commit
+        // and then did nothing, and this statement's snapshot, taken before, cannot see the row.
+        // A new statement does.
+        return try await database.rows(
+            "reading the outbox's envelope source", PostgresQuery(unsafeSQL: sql.readSource), logger: logger
+        ) { rows in
             for try await source in rows.decode(String.self) { return source }
-            return wanted
+            throw RelayStoreError.noRecordedSource
         }
     }
 
@@ -254,6 +266,19 @@ struct RelayStore: Sendable {
     }
 }
 
+/// A state of the outbox tables no relay can work with.
+enum RelayStoreError: Error, CustomStringConvertible {
+    /// `identity` has no row although an insert of one just found a conflicting one.
+    case noRecordedSource
+
+    var description: String {
+        switch self {
+        case .noRecordedSource:
+            "the outbox's envelope source is not recorded although another relay was recording it: was the identity row deleted? Insert one (INSERT INTO <schema>.identity (source, recorded_by) VALUES ('outbox', 'operator')) or start the relay again"
+        }
+    }
+}
+
 /// What a fenced write did: rows written, and the lanes that passed the fence (held by this relay
 /// with the epochs given).
 struct FencedWrite: Sendable, Equatable {
@@ -267,7 +292,7 @@ extension RelayStore {
     /// The statement texts, rendered once for the configured schema.
     struct SQL: Sendable {
         let heartbeat, deregister, claim, renew, release, releaseAllOwned, readBatch, ack, retry, deadLetter, isEmpty: String
-        let recordSource: String
+        let recordSource, readSource: String
 
         init(schema s: String) {
             heartbeat = """
@@ -400,6 +425,7 @@ extension RelayStore {
                     RETURNING source)
                 SELECT coalesce((SELECT source FROM recorded), (SELECT source FROM \(s).identity))
                 """
+            readSource = "SELECT source FROM \(s).identity"
         }
     }
 }
