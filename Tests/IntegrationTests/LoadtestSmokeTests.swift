@@ -59,6 +59,25 @@ import Testing
         #expect(ledger?["orderViolations"] as? Int == 0)
     }
 
+    /// `--hold-xmin` and `--dead-rows`: the run says what it did to the database, the statement
+    /// profile has buffers per 1,000 rows, and the ledger is clean.
+    @Test func drainUnderAHeldHorizonWithDeadRowsReportsItsConditionsAndTheReadsBuffers() async throws {
+        try await run(
+            ["drain", "--messages", "2000", "--relays", "1", "--no-ceiling", "--hold-xmin", "--dead-rows", "5000", "--timeout", "120",
+             "--http-port-base", "0"]
+        ) { run in
+            let report = run.report
+            Self.expectCleanLedger(report, unique: 2000)
+            let parameters = report["parameters"] as? [String: Any]
+            #expect((parameters?["conditions"] as? String)?.contains("5000 dead rows") == true)
+            #expect(run.stdout.contains("xmin horizon held"))
+            let statements = report["databaseStatements"] as? [[String: Any]] ?? []
+            let read = statements.first { ($0["statement"] as? String)?.contains("pg_snapshot_xmin") == true }
+            #expect(((read?["buffers"] as? Int) ?? 0) > 0, "\(statements)")
+            #expect(run.stdout.contains("buffers / 1,000 rows"))
+        }
+    }
+
     @Test func drainWithTwoRelaysReportsACleanLedgerAndTheCeilings() async throws {
         try await run(
             ["drain", "--messages", "3000", "--relays", "2", "--keys", "100", "--batch-size", "250", "--timeout", "120",
