@@ -33,3 +33,10 @@ import Testing
         #expect(ahead.entries(validFor: [LaneLease(lane: 1, epoch: 8)]).isEmpty)
     }
 }
+
+extension BatchPipeline.ReadAhead {
+    /// A read-ahead of `rows` (what its read said besides them does not matter here).
+    init(leases: [LaneLease], rows: [PendingMessage]) {
+        self.init(leases: leases, read: BatchRead(rows: rows, oldestRunningTransaction: 0))
+    }
+}

@@ -40,12 +40,12 @@ struct BatchPipeline: Sendable {
     /// they were read under.
     struct ReadAhead: Sendable {
         var leases: [LaneLease]
-        var rows: [PendingMessage]
-        /// What its read said besides the rows (see `LaneCursors.observe`).
-        var oldestRunningTransaction: Int64 = 0
-        var dueRetries: [(lane: Int16, id: Int64)] = []
+        /// The read itself, for the cursors to record (`LaneCursors.observe`).
+        var read: BatchRead
         /// Each row's envelope, built while the previous batch was delivered (empty: build later).
         var built: [EnvelopeBuilder.Outcome] = []
+
+        var rows: [PendingMessage] { read.rows }
 
         /// The rows still valid for a batch holding `current`, with their envelopes if built: rows
         /// of lanes held throughout with the same epoch (so nobody else touched them). Lanes
@@ -240,9 +240,7 @@ struct BatchPipeline: Sendable {
                 let next = try? await store.readBatch(
                     lanes: lanes, limit: batchSize, after: aheadStart, excluding: inFlight, parked: Array(parked), logger: logger)
             else { return nil }
-            return ReadAhead(
-                leases: leases, rows: next.rows, oldestRunningTransaction: next.oldestRunningTransaction, dueRetries: next.dueRetries,
-                built: next.rows.map(builder.build))
+            return ReadAhead(leases: leases, read: next, built: next.rows.map(builder.build))
         }
         async let ahead: ReadAhead? = full ? readNext() : nil
         // Publishing is fenced like writing: the send gives up (purging what librdkafka still
@@ -310,10 +308,7 @@ struct BatchPipeline: Sendable {
         // cursors even when it is dropped below: its rows then stay open and are read again.
         let aheadBatch = await ahead
         if let aheadBatch {
-            cursors.observe(
-                BatchRead(
-                    rows: aheadBatch.rows, oldestRunningTransaction: aheadBatch.oldestRunningTransaction, dueRetries: aheadBatch.dueRetries),
-                lanes: lanes, limit: batchSize)
+            cursors.observe(aheadBatch.read, lanes: lanes, limit: batchSize)
         }
         // A send given up because a lease ran out is not the broker's fault: the lanes left are
         // read again at once (no read-ahead: the purged rows come first).
@@ -369,7 +364,10 @@ struct BatchPipeline: Sendable {
                 metadata: ["lanes": "\(Set(settlement.leases.map(\.lane)).subtracting(writable.map(\.lane)).sorted())"])
             settlement.leases = writable
         }
-        func checkFence(_ write: FencedWrite) {
+        // After each statement: the rows it wrote (on the lanes that passed its fence) are done
+        // with, its transaction id bounds the frontier, and lanes that failed the fence are dropped.
+        func checkFence(_ write: FencedWrite, wrote ids: [Int64]) {
+            cursors.finished(ids, lanes: write.lanesHeld)
             if let transaction = write.transactionID { cursors.wrote(transaction: transaction) }
             let lost = Set(writable.map(\.lane)).subtracting(write.lanesHeld)
             guard !lost.isEmpty else { return }
@@ -387,16 +385,14 @@ struct BatchPipeline: Sendable {
             return
         }
         if !settlement.delivered.isEmpty {
-            checkFence(try await store.ack(ids: settlement.delivered, leases: writable, logger: logger))
-            cursors.finished(settlement.delivered, lanes: Set(writable.map(\.lane)))
+            checkFence(try await store.ack(ids: settlement.delivered, leases: writable, logger: logger), wrote: settlement.delivered)
             settlement.delivered = []
             table.recordPipelineProgress()
         }
         if !settlement.deadLetters.isEmpty, !writable.isEmpty {
             let deadLetters = settlement.deadLetters
             let moved = try await store.deadLetter(deadLetters, leases: writable, logger: logger)
-            checkFence(moved)
-            cursors.finished(deadLetters.map(\.id), lanes: Set(writable.map(\.lane)))
+            checkFence(moved, wrote: deadLetters.map(\.id))
             settlement.deadLetters = []
             table.recordPipelineProgress()
             logger.warning(
@@ -408,8 +404,7 @@ struct BatchPipeline: Sendable {
         }
         if !settlement.retries.isEmpty, !writable.isEmpty {
             let retries = settlement.retries
-            checkFence(try await store.retry(retries, leases: writable, logger: logger))
-            cursors.finished(retries.map(\.id), lanes: Set(writable.map(\.lane)))
+            checkFence(try await store.retry(retries, leases: writable, logger: logger), wrote: retries.map(\.id))
             settlement.retries = []
             table.recordPipelineProgress()
             logger.info("scheduled retries", metadata: ["count": "\(retries.count)", "first_error": "\(retries[0].error)"])

@@ -111,7 +111,8 @@ struct LaneCursors: Sendable {
         for id in ids { inFlight.remove(id) }
     }
 
-    /// Reads `lane` again from just before `id` (rows passed while their key was parked).
+    /// Reads `lane` again from just before `id` (rows passed while their key was parked, or
+    /// held behind a retry now due).
     mutating func rewind(lane: Int16, before id: Int64) {
         guard var state = lanes[lane] else { return }
         state.floor = min(state.floor, id - 1)
