@@ -95,6 +95,13 @@ import Testing
             #expect(shares.count == 2)
             let published = shares.compactMap { ($0["samples"] as? [[String: Any]])?.last?["published"] as? Double }.reduce(0, +)
             #expect(published == 3000)
+            // CPU of every process group, from /proc: the relays, PostgreSQL and the broker all worked.
+            let cpu = Dictionary(
+                (report["processCPU"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "", $0["seconds"] as? Double ?? 0) },
+                uniquingKeysWith: +)
+            #expect(Set(cpu.keys) == ["relays", "postgres", "broker", "load test"])
+            #expect(cpu["relays", default: 0] > 0 && cpu["postgres", default: 0] > 0 && cpu["broker", default: 0] > 0)
+            #expect(run.stdout.contains("CPU seconds per 1,000 messages"))
             #expect(run.html.contains("<svg") && run.html.contains("Throughput over time") && run.html.contains("Per-relay share"))
         }
     }

@@ -74,7 +74,10 @@ struct DrainCommand: AsyncParsableCommand {
             let processes = RelayProcesses(
                 count: relays, arguments: ["--batch-size", "\(batchSize)", "--poll-interval", "100ms"],
                 environment: context.relayEnvironment(), logDirectory: context.directory, httpPortBase: httpPortBase)
+            let cpu = CPUAccount.forRun(
+                relays: processes, postmaster: try await context.localPostmaster(client), brokers: context.brokers)
             Progress.line("starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
+            let cpuAtStart = cpu.sample()
             let start = ContinuousClock.now
             try processes.startAll()
 
@@ -122,6 +125,7 @@ struct DrainCommand: AsyncParsableCommand {
                 }
             }
             let drainSeconds = (ContinuousClock.now - start).seconds
+            let processCPU = cpu.figures(from: cpuAtStart, to: cpu.sample(), messages: messages)
             for (index, published) in processes.publishedTotals().enumerated() {
                 if let published { shares[index].samples.append(.init(seconds: drainSeconds, published: published)) }
             }
@@ -148,7 +152,7 @@ struct DrainCommand: AsyncParsableCommand {
                     steadyThroughput: steady > 0 ? Double(messages) / steady : Double(messages) / drainSeconds),
                 relayPeakRSSMiB: Double(peakRSS) / 1024, relayExitCodes: exitCodes, ledger: ledger,
                 timeline: Self.timeline(pendingSamples, total: messages, interval: 0.5),
-                relayShares: httpPortBase > 0 ? shares : [], databaseStatements: statements)
+                relayShares: httpPortBase > 0 ? shares : [], databaseStatements: statements, processCPU: processCPU)
             }
         }
         report.targets = targets(report)

@@ -75,6 +75,18 @@ struct LoadtestContext {
             bootstrapServers: brokers, properties: settings.kafkaProperties, messageTimeout: settings.kafkaMessageTimeout)
     }
 
+    /// The postmaster of the run's database when it runs on this machine (its CPU is counted):
+    /// the parent of this client's backend, if that is a local `postgres` process.
+    func localPostmaster(_ client: PostgresClient) async throws -> pid_t? {
+        guard ["127.0.0.1", "localhost", "::1"].contains(settings.database.host) else { return nil }
+        let backend = pid_t(try await client.scalar("SELECT pg_backend_pid()", logger: logger))
+        func isPostgres(_ pid: pid_t) -> Bool {
+            (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("postgres") == true
+        }
+        guard isPostgres(backend), let parent = ProcessCPU.stat(backend)?.parent, isPostgres(parent) else { return nil }
+        return parent
+    }
+
     /// Writes report.json, report.md and report.html and prints the Markdown summary.
     func write(_ report: RunReport) throws {
         let json = JSONEncoder()

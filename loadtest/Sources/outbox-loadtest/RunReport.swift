@@ -23,6 +23,9 @@ struct RunReport: Codable {
     var targets: [TargetCheck] = []
     /// The relay's statements by database time (pg_stat_statements), when available.
     var databaseStatements: [StatementStat] = []
+    /// CPU seconds of each process group over the measured phase (relays, PostgreSQL, broker, the
+    /// load test itself), from /proc; empty where a group could not be found.
+    var processCPU: [ProcessCPUFigure] = []
 
     struct Parameters: Codable {
         var messages: Int?
@@ -135,6 +138,12 @@ struct RunReport: Codable {
         }
     }
 
+    struct ProcessCPUFigure: Codable {
+        var name: String
+        var seconds: Double
+        var perThousandMessages: Double
+    }
+
     struct TargetCheck: Codable {
         var name: String
         var target: String
@@ -178,6 +187,13 @@ struct RunReport: Codable {
             if let a = s.commitToProduce, let b = s.produceToConsume {
                 row("split at the broker", String(format: "commit → produce p50 %.0f ms, p99 %.0f ms; produce → consume p50 %.0f ms, p99 %.0f ms (record CreateTime, 1 ms resolution)", a.p50, a.p99, b.p50, b.p99))
             }
+        }
+        if !processCPU.isEmpty {
+            let total = processCPU.reduce(0) { $0 + $1.perThousandMessages }
+            row(
+                "CPU seconds per 1,000 messages",
+                processCPU.map { String(format: "%@ %.3f", $0.name, $0.perThousandMessages) }.joined(separator: ", ")
+                    + String(format: "; **total %.3f** (/proc, user + system)", total))
         }
         if let rss = relayPeakRSSMiB { row("relay peak RSS", String(format: "%.1f MiB", rss)) }
         if !relayExitCodes.isEmpty {
