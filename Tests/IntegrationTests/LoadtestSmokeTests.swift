@@ -128,6 +128,8 @@ import Testing
             Self.expectCleanLedger(report, unique: 600)
             let latency = (report["steady"] as? [String: Any])?["latency"] as? [String: Any]
             #expect(latency?["count"] as? Int == 600)
+            let relayCPU = (report["processCPU"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "relays" }
+            #expect((relayCPU?["seconds"] as? Double ?? 0) > 0)
             let p50 = latency?["p50"] as? Double ?? -1, p99 = latency?["p99"] as? Double ?? -1
             #expect(p50 > 0 && p50 <= p99)
             let floor = (report["steady"] as? [String: Any])?["brokerFloor"] as? [String: Any]

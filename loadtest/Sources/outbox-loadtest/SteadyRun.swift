@@ -87,6 +87,10 @@ struct SteadyRun {
         let total = Int((duration.seconds * Double(rate)).rounded())
         let brokers = context.brokers
         let properties = context.settings.kafkaProperties
+        // CPU from the start of the load to the last arrival (a relay killed by a fault takes its
+        // seconds with it: chaos figures are a lower bound).
+        let cpu = CPUAccount.forRun(relays: processes, postmaster: try await context.localPostmaster(client), brokers: brokers)
+        let cpuAtStart = cpu.sample()
 
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -180,11 +184,14 @@ struct SteadyRun {
                 }
             }
             arrivals.stop()
+            let processCPU = cpu.figures(from: cpuAtStart, to: cpu.sample(), messages: commits.count)
             try await group.waitForAll()  // a writer or the consumer that failed surfaces here
             let exitCodes = await processes.stop()
-            return try await report(
+            var report = try await report(
                 context: context, client: client, topic: topic, started: started, t0: t0, commits: commits, arrivals: arrivals,
                 total: total, warmUp: warmUp, events: events, shares: shares, peakRSS: peakRSS, exitCodes: exitCodes)
+            report.processCPU = processCPU
+            return report
         }
     }
 
