@@ -32,6 +32,10 @@ struct DrainCommand: AsyncParsableCommand {
         name: .customLong("dead-rows"),
         help: "Before the seed, insert and delete this many rows (dead tuples the relays' reads meet; kept with --hold-xmin).")
     var deadRows = 0
+    @Flag(
+        name: .customLong("naive"),
+        help: "Drain with the reference instead of outbox-relay: --relays loops of SELECT … FOR UPDATE SKIP LOCKED, produce, wait, DELETE, COMMIT (in this process).")
+    var naive = false
 
     func validate() throws {
         guard messages >= 1, deadRows >= 0, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
@@ -76,10 +80,17 @@ struct DrainCommand: AsyncParsableCommand {
                 environment: context.relayEnvironment(), logDirectory: context.directory, httpPortBase: httpPortBase)
             let cpu = CPUAccount.forRun(
                 relays: processes, postmaster: try await context.localPostmaster(client), brokers: context.brokers)
-            Progress.line("starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
+            Progress.line(naive ? "starting \(relays) naive reference loop(s)" : "starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
             let cpuAtStart = cpu.sample()
             let start = ContinuousClock.now
-            try processes.startAll()
+            let reference: Task<Int, any Error>? =
+                naive
+                ? Task { [relays, batchSize, schema = context.schema, configuration = context.producerConfiguration] in
+                    try await NaiveRelay.drain(
+                        client: client, schema: schema, batchSize: batchSize, loops: relays, configuration: configuration, logger: logger)
+                }
+                : nil
+            if !naive { try processes.startAll() }
 
             var pendingSamples: [(seconds: Double, pending: Int)] = []
             var shares = (0..<relays).map { RunReport.RelayShare(relay: RelayProcesses.name($0), samples: []) }
@@ -95,6 +106,7 @@ struct DrainCommand: AsyncParsableCommand {
             let pendingQuery = "SELECT count(*) FROM \(schema).messages WHERE topic = '\(topic)'"
             while pending > 0 {
                 if (ContinuousClock.now - start).seconds > Double(timeout) {
+                    reference?.cancel()
                     _ = await processes.stop()
                     throw LoadtestError("gave up after \(timeout) s with \(pending) messages pending (relay logs in \(context.directory.path))")
                 }
@@ -129,7 +141,8 @@ struct DrainCommand: AsyncParsableCommand {
             for (index, published) in processes.publishedTotals().enumerated() {
                 if let published { shares[index].samples.append(.init(seconds: drainSeconds, published: published)) }
             }
-            let exitCodes = await processes.stop()
+            if let reference { _ = try await reference.value }
+            let exitCodes = naive ? [] : await processes.stop()
             let statements = profiling ? (try? await profile.top(schema: schema)) ?? [] : []
 
             Progress.line("reading topic \(topic) back for the ledger…")
@@ -157,14 +170,18 @@ struct DrainCommand: AsyncParsableCommand {
         }
         report.targets = targets(report)
         try context.write(report)
-        guard report.ledger?.clean == true, report.relayExitCodes.allSatisfy({ $0 == 0 }) else {
+        // The naive reference is expected to break per-key order with more than one loop (the
+        // ledger reports it); losing a message is a failure whoever drains.
+        let ledgerOK = naive ? report.ledger?.lost == 0 : report.ledger?.clean == true
+        guard ledgerOK, report.relayExitCodes.allSatisfy({ $0 == 0 }) else {
             Progress.line("outbox-loadtest: the ledger is not clean or a relay did not exit cleanly")
             throw ExitCode(1)
         }
     }
 
     private var conditions: String? {
-        let parts = [holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil, deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil]
+        let parts = [
+            naive ? "reference: \(relays) naive SKIP LOCKED loop(s) in the load test, not outbox-relay" : nil, holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil, deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil]
             .compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }
