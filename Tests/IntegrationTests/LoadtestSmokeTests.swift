@@ -78,6 +78,23 @@ import Testing
         }
     }
 
+    /// `--naive`: the reference relay drains everything through the same ledger, which counts what
+    /// two loops without lanes do to per-key order (reported, not a failure of the tool).
+    @Test func theNaiveReferenceDrainsEverythingAndTheLedgerCountsItsOrderViolations() async throws {
+        try await run(
+            ["drain", "--naive", "--messages", "2000", "--relays", "2", "--keys", "20", "--batch-size", "100", "--no-ceiling",
+             "--timeout", "120", "--http-port-base", "0"]
+        ) { run in
+            let report = run.report
+            let ledger = report["ledger"] as? [String: Any]
+            #expect(ledger?["lost"] as? Int == 0)
+            #expect(ledger?["unique"] as? Int == 2000)
+            #expect(ledger?["orderViolations"] is Int)
+            #expect(run.stdout.contains("naive SKIP LOCKED"))
+            #expect((report["relayExitCodes"] as? [Any])?.isEmpty == true)
+        }
+    }
+
     @Test func drainWithTwoRelaysReportsACleanLedgerAndTheCeilings() async throws {
         try await run(
             ["drain", "--messages", "3000", "--relays", "2", "--keys", "100", "--batch-size", "250", "--timeout", "120",
