@@ -15,6 +15,10 @@ struct RelayOptions: ParsableArguments {
     var renewInterval: String?
     @Option(name: .customLong("poll-interval"), help: "Idle poll period (OUTBOX_POLL_INTERVAL, default 1s).")
     var pollInterval: String?
+    @Option(
+        name: .customLong("read-walk"),
+        help: "How batch reads walk the held lanes: auto, id-order or per-lane (OUTBOX_READ_WALK, default auto).")
+    var readWalk: String?
     @Option(name: .customLong("max-message-bytes"), help: "Largest encoded envelope (OUTBOX_MAX_MESSAGE_BYTES, default 1000000).")
     var maxMessageBytes: String?
     @Option(name: .customLong("max-attempts"), help: "Attempts before dead-lettering (OUTBOX_MAX_ATTEMPTS, default 10).")
@@ -51,7 +55,7 @@ struct RelayOptions: ParsableArguments {
             "OUTBOX_RETRY_BASE": retryBase, "OUTBOX_RETRY_MAX": retryMax,
             "OUTBOX_KAFKA_MESSAGE_TIMEOUT": kafkaMessageTimeout, "OUTBOX_HTTP_ADDRESS": httpAddress,
             "OUTBOX_DATABASE_STATEMENT_TIMEOUT": databaseStatementTimeout, "OUTBOX_DATABASE_LOCK_TIMEOUT": databaseLockTimeout,
-            "OUTBOX_STALL_LIMIT": stallLimit,
+            "OUTBOX_STALL_LIMIT": stallLimit, "OUTBOX_READ_WALK": readWalk,
         ]
     }
 }

@@ -10,11 +10,13 @@ import Testing
 /// are the rows a floor must never pass: one committed after higher ids were published and
 /// deleted (its transaction was open all along), and the rows behind a retry that waited while
 /// reads went past them.
+///
+/// Each runs with both walks of a batch read (`ReadShape`): one relay would always walk in id order.
 @Suite(.serialized) struct ReadCursorTests {
     /// A transaction enqueues one keyed and one keyless message and stays open while 3,000 later
     /// messages (every lane) are committed, published and deleted, and reads go on long after;
     /// then it commits. Its two rows, with ids below everything published, must be published too.
-    @Test(.timeLimit(.minutes(3))) func aMessageCommittedAfterHigherIDsWerePublishedIsPublished() async throws {
+    @Test(.timeLimit(.minutes(3)), arguments: [ReadWalk.idOrder, .perLane]) func aMessageCommittedAfterHigherIDsWerePublishedIsPublished(walk: ReadWalk) async throws {
         try await OutboxFixture.with { fixture in
             let writer = OutboxWriter(schema: fixture.schema)
             let expected = Recorded()
@@ -38,7 +40,7 @@ import Testing
                     try await fixture.runRelay(until: {
                         guard expected.count == 3_002 else { return false }
                         return try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 0
-                    }, timeout: .seconds(60))
+                    }, timeout: .seconds(60), walk: walk)
                 }
                 // 50 keys a transaction: over 64 an enqueue locks whole lanes, and would wait for
                 // the open transaction's lane.
@@ -71,7 +73,7 @@ extension ReadCursorTests {
     /// it. U takes its transaction id, T enqueues (a higher transaction id, the lower outbox id) and
     /// stays open, U enqueues and commits: the relay's next read sees U's row and no running
     /// transaction at all. T's row, committed later, must still be published.
-    @Test(.timeLimit(.minutes(3))) func aMessageOfATransactionNewerThanEveryCompletedOneIsNotPassed() async throws {
+    @Test(.timeLimit(.minutes(3)), arguments: [ReadWalk.idOrder, .perLane]) func aMessageOfATransactionNewerThanEveryCompletedOneIsNotPassed(walk: ReadWalk) async throws {
         try await OutboxFixture.with { fixture in
             let writer = OutboxWriter(schema: fixture.schema)
             let expected = Recorded()
@@ -82,7 +84,7 @@ extension ReadCursorTests {
                     try await fixture.runRelay(until: {
                         guard expected.count == 3 else { return false }
                         return try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 0
-                    }, timeout: .seconds(30))
+                    }, timeout: .seconds(30), walk: walk)
                 }
                 // The relay is idle (its lanes claimed) before U begins.
                 try await Task.sleep(for: .seconds(2))
@@ -128,7 +130,7 @@ extension ReadCursorTests {
     /// starts below the retry. Here 1,200 messages of the key wait behind it (batch size 500), so
     /// that read is cut off long before the end of them: the rest must follow, in order, although
     /// the lane's floor had long passed them (the reviewer's second case).
-    @Test(.timeLimit(.minutes(3))) func aKeyWithMoreThanABatchBehindItsRetryIsPublishedInOrder() async throws {
+    @Test(.timeLimit(.minutes(3)), arguments: [ReadWalk.idOrder, .perLane]) func aKeyWithMoreThanABatchBehindItsRetryIsPublishedInOrder(walk: ReadWalk) async throws {
         try await OutboxFixture.with { fixture in
             var messages = (0..<1_200).map { OutboxMessage(topic: fixture.topic, key: "hot", payload: "hot-\($0)") }
             messages += (0..<1_000).map { OutboxMessage(topic: fixture.topic, key: "key-\($0)", payload: "other-\($0)") }
@@ -139,7 +141,7 @@ extension ReadCursorTests {
                 as: Int64.self)
             try await fixture.runRelay(until: {
                 try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 0
-            }, timeout: .seconds(60))
+            }, timeout: .seconds(60), walk: walk)
             let ledger = try Ledger(
                 records: try await fixture.readTopic(), expected: Dictionary(uniqueKeysWithValues: zip(ids, messages.map { $0.key! })))
             #expect(ledger.lost.isEmpty, "\(ledger)")

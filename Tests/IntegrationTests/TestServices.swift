@@ -108,9 +108,14 @@ struct OutboxFixture: Sendable {
 
     /// Runs one in-process relay (not stopping when the outbox is empty) until `done` answers true,
     /// polled every 200 ms, then cancels it.
-    func runRelay(until done: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(120)) async throws {
+    func runRelay(
+        until done: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(120), walk: ReadWalk = .auto
+    ) async throws {
         let relay = RelayService(
-            configuration: relayConfiguration { $0.stopWhenDrained = false }, client: client,
+            configuration: relayConfiguration {
+                $0.stopWhenDrained = false
+                $0.readWalk = walk
+            }, client: client,
             kafka: KafkaProducerConfiguration(bootstrapServers: TestServices.brokers, messageTimeout: .seconds(10)),
             identity: RelayIdentity(host: "test", pid: ProcessInfo.processInfo.processIdentifier, version: "test"),
             logger: logger)

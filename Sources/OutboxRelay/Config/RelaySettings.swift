@@ -36,6 +36,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_LEASE_TTL", "lease.ttl", "15s", "lane lease lifetime, 2s-10m"),
         ("OUTBOX_RENEW_INTERVAL", "lease.renew_interval", "5s", "lease renewal period, 100ms-200s and at most a third of the lease TTL"),
         ("OUTBOX_POLL_INTERVAL", "poll.interval", "1s", "idle poll period, 10ms-60s (NOTIFY wakes relays sooner)"),
+        ("OUTBOX_READ_WALK", "read.walk", "auto", "how a batch read walks the held lanes: auto (by the share of lanes held), id-order or per-lane (benchmarks, diagnosis)"),
         ("OUTBOX_MAX_MESSAGE_BYTES", "message.max_bytes", "1000000", "largest encoded envelope, 1024-1073741824; larger messages are dead-lettered"),
         ("OUTBOX_MAX_ATTEMPTS", "retry.max_attempts", "10", "attempts before a retriable failure is dead-lettered, 1-1000"),
         ("OUTBOX_RETRY_BASE", "retry.base", "500ms", "first retry delay bound (doubles per attempt, full jitter), at most retry.max"),
@@ -129,6 +130,10 @@ public struct RelaySettings: Sendable {
         guard relayID.utf8.count <= 200 else {
             throw ConfigurationError(setting: "OUTBOX_RELAY_ID", problem: "longer than 200 characters")
         }
+        let walkText = value("OUTBOX_READ_WALK")?.lowercased() ?? "auto"
+        guard let readWalk = ReadWalk(rawValue: walkText) else {
+            throw ConfigurationError(setting: "OUTBOX_READ_WALK", problem: "\(String(reflecting: walkText)) is not auto, id-order or per-lane")
+        }
         relay = RelayConfiguration(
             schema: schema,
             relayID: relayID,
@@ -142,7 +147,8 @@ public struct RelaySettings: Sendable {
                 baseDelay: retryBase, maximumDelay: retryMax,
                 maximumAttempts: try integer("OUTBOX_MAX_ATTEMPTS", default: 10, in: 1...1000)),
             pipelineStallLimit: stallLimit,
-            statementDeadline: databaseSession.clientDeadline)
+            statementDeadline: databaseSession.clientDeadline,
+            readWalk: readWalk)
         let level = value("OUTBOX_LOG_LEVEL") ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
             throw ConfigurationError(setting: "OUTBOX_LOG_LEVEL", problem: "\(String(reflecting: level)) is not one of trace, debug, info, notice, warning, error, critical")

@@ -42,6 +42,8 @@ struct BatchPipeline: Sendable {
         var leases: [LaneLease]
         /// The read itself, for the cursors to record (`LaneCursors.observe`).
         var read: BatchRead
+        /// How it walked the lanes (the cursors record a per-lane read per lane).
+        var shape: ReadShape = .idOrder(start: 0)
         /// Each row's envelope, built while the previous batch was delivered (empty: build later).
         var built: [EnvelopeBuilder.Outcome] = []
 
@@ -181,11 +183,11 @@ struct BatchPipeline: Sendable {
             }
         }
         if entries.isEmpty {
+            let shape = cursors.shape(for: lanes, limit: batchSize, walk: configuration.readWalk)
             let fresh = try await store.readBatch(
-                lanes: lanes, limit: batchSize, after: cursors.start(for: lanes), excluding: stragglerIDs, parked: Array(parked),
-                logger: logger)
+                limit: batchSize, shape: shape, lanes: lanes, excluding: stragglerIDs, parked: Array(parked), logger: logger)
             table.recordPipelineProgress()
-            cursors.observe(fresh, lanes: lanes, limit: batchSize)
+            cursors.observe(fresh, lanes: lanes, shape: shape, limit: batchSize)
             entries = fresh.rows.map { (row: $0, built: nil) }
         }
         guard !entries.isEmpty else { return (.idle, nil) }
@@ -233,14 +235,14 @@ struct BatchPipeline: Sendable {
         let inFlight = rows.map(\.id) + stragglerIDs
         let full = rows.count >= batchSize
         let builder = self.builder
-        let aheadStart = cursors.start(for: lanes)
+        let aheadShape = cursors.shape(for: lanes, limit: batchSize, walk: configuration.readWalk)
         // The read-ahead also builds its envelopes, on another thread while this batch waits.
         @Sendable func readNext() async -> ReadAhead? {
             guard
                 let next = try? await store.readBatch(
-                    lanes: lanes, limit: batchSize, after: aheadStart, excluding: inFlight, parked: Array(parked), logger: logger)
+                    limit: batchSize, shape: aheadShape, lanes: lanes, excluding: inFlight, parked: Array(parked), logger: logger)
             else { return nil }
-            return ReadAhead(leases: leases, read: next, built: next.rows.map(builder.build))
+            return ReadAhead(leases: leases, read: next, shape: aheadShape, built: next.rows.map(builder.build))
         }
         async let ahead: ReadAhead? = full ? readNext() : nil
         // Publishing is fenced like writing: the send gives up (purging what librdkafka still
@@ -308,7 +310,7 @@ struct BatchPipeline: Sendable {
         // cursors even when it is dropped below: its rows then stay open and are read again.
         let aheadBatch = await ahead
         if let aheadBatch {
-            cursors.observe(aheadBatch.read, lanes: lanes, limit: batchSize)
+            cursors.observe(aheadBatch.read, lanes: lanes, shape: aheadBatch.shape, limit: batchSize)
         }
         // A send given up because a lease ran out is not the broker's fault: the lanes left are
         // read again at once (no read-ahead: the purged rows come first).

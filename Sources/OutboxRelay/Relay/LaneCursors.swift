@@ -28,6 +28,8 @@ struct LaneCursors: Sendable {
     private struct Lane: Sendable {
         var epoch: Int64
         var floor: Int64 = 0
+        /// Rows a per-lane read asks of this lane (0: its share of the batch).
+        var quota: Int = 0
     }
 
     private var lanes: [Int16: Lane] = [:]
@@ -55,17 +57,89 @@ struct LaneCursors: Sendable {
 
     /// The id a read of these lanes starts after: the lowest of their floors.
     func start(for lanes: [Int16]) -> Int64 {
+        floors(of: lanes).min() ?? 0
+    }
+
+    /// Each lane's floor, beside it.
+    private func floors(of lanes: [Int16]) -> [Int64] {
         var lowestOpen: [Int16: Int64] = [:]
         for (id, lane) in open where !inFlight.contains(id) {
             lowestOpen[lane] = min(lowestOpen[lane] ?? id, id)
         }
         return lanes.map { lane in
             min(self.lanes[lane]?.floor ?? 0, lowestOpen[lane].map { $0 - 1 } ?? .max)
-        }.min() ?? 0
+        }
     }
 
     /// The floor of one lane (tests, logs).
     func floor(of lane: Int16) -> Int64 { start(for: [lane]) }
+
+    /// How the next read of `lanes` walks them (`walk`, or for `.auto` by
+    /// ``ReadShape/cheaper(held:of:)``), with each lane's floor and quota for the per-lane walk.
+    func shape(for lanes: [Int16], limit: Int, walk: ReadWalk = .auto, totalLanes: Int = 256) -> ReadShape {
+        let kind: ReadShape.Kind =
+            switch walk {
+            case .auto: ReadShape.cheaper(held: lanes.count, of: totalLanes)
+            case .idOrder: .idOrder
+            case .perLane: .perLane
+            }
+        switch kind {
+        case .idOrder:
+            return .idOrder(start: start(for: lanes))
+        case .perLane:
+            let share = Self.share(of: limit, lanes: lanes.count)
+            return .perLane(
+                zip(lanes, floors(of: lanes)).map { lane, floor in
+                    ReadShape.LaneRead(lane: lane, after: floor, quota: max(share, self.lanes[lane]?.quota ?? 0))
+                })
+        }
+    }
+
+    /// A lane's share of a batch of `limit` rows read from `lanes` lanes: at least one row.
+    static func share(of limit: Int, lanes: Int) -> Int {
+        max(1, (limit + max(lanes, 1) - 1) / max(lanes, 1))
+    }
+
+    /// Records a read made in `shape`.
+    ///
+    /// Per lane, a lane that returned fewer rows than its quota (in a batch the limit did not cut)
+    /// is covered up to the frontier; one that filled its quota, or any lane of a batch the limit
+    /// may have cut, up to its last row returned (a lane of a cut batch that returned nothing is
+    /// not moved). A lane that filled its quota while the batch had room asks twice as many next
+    /// time, as long as all quotas together stay within twice the limit (so a read never sorts
+    /// more than that); one that returned less than half goes back towards its share.
+    mutating func observe(_ read: BatchRead, lanes readLanes: [Int16], shape: ReadShape, limit: Int) {
+        guard case .perLane(let reads) = shape else {
+            observe(read, lanes: readLanes, limit: limit)
+            return
+        }
+        frontier.observe(oldestRunning: read.oldestRunningTransaction, highestID: read.rows.last.map(\.id))
+        var returned: [Int16: (count: Int, last: Int64)] = [:]
+        for row in read.rows {
+            open[row.id] = row.lane
+            let seen = returned[row.lane]
+            returned[row.lane] = ((seen?.count ?? 0) + 1, max(seen?.last ?? row.id, row.id))
+        }
+        for due in read.dueRetries { rewind(lane: due.lane, before: due.id) }
+        let cut = read.rows.count >= limit
+        let share = Self.share(of: limit, lanes: reads.count)
+        var quotas = reads.reduce(0) { $0 + $1.quota }
+        for asked in reads {
+            guard var state = lanes[asked.lane] else { continue }
+            let got = returned[asked.lane]
+            let covered: Int64? =
+                if cut { got?.last } else if let got, got.count >= asked.quota { got.last } else { .max }
+            if let covered { state.floor = max(state.floor, min(covered, frontier.id)) }
+            let count = got?.count ?? 0
+            if !cut, count >= asked.quota, quotas + asked.quota <= 2 * limit {
+                state.quota = min(limit, asked.quota * 2)
+                quotas += asked.quota
+            } else if count * 2 < asked.quota {
+                state.quota = max(share, asked.quota / 2)
+            }
+            lanes[asked.lane] = state
+        }
+    }
 
     /// Records a read of `lanes` that asked for `limit` rows: its rows are open until finished,
     /// and every lane it covered moves its floor up to what it covered (within the frontier).

@@ -31,6 +31,8 @@ public struct RelayConfiguration: Sendable {
     /// included) before it is abandoned and its connection closed; the server's own
     /// `statement_timeout` should be shorter (see `DatabaseSessionBounds.clientDeadline`).
     public var statementDeadline: Duration
+    /// How batch reads walk the held lanes (``ReadWalk``); `.auto` except to compare or diagnose.
+    public var readWalk: ReadWalk
 
     public init(
         schema: SchemaName = .default,
@@ -44,9 +46,11 @@ public struct RelayConfiguration: Sendable {
         retry: RetryPolicy = RetryPolicy(),
         stopWhenDrained: Bool = false,
         pipelineStallLimit: Duration? = nil,
-        statementDeadline: Duration = DatabaseSessionBounds().clientDeadline
+        statementDeadline: Duration = DatabaseSessionBounds().clientDeadline,
+        readWalk: ReadWalk = .auto
     ) {
         self.statementDeadline = statementDeadline
+        self.readWalk = readWalk
         self.schema = schema
         self.relayID = relayID
         self.source = source

@@ -134,13 +134,38 @@ struct RelayStore: Sendable {
         lanes: [Int16], limit: Int, after start: Int64 = 0, excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [],
         logger: Logger
     ) async throws -> BatchRead {
-        var binds = PostgresBindings(capacity: 5)
-        binds.append(lanes)
-        binds.append(limit)
-        binds.append(inFlight)
-        binds.append(parked)
-        binds.append(start)
-        return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: sql.readBatch, binds: binds), logger: logger) {
+        try await readBatch(limit: limit, shape: .idOrder(start: start), lanes: lanes, excluding: inFlight, parked: parked, logger: logger)
+    }
+
+    /// Reads the next batch walking the lanes as `shape` says (``ReadShape``): in id order after
+    /// one start, or each lane after its own floor on the `(lane, id)` index, at most its quota,
+    /// the first `limit` of those in id order. Everything else is as in
+    /// ``readBatch(lanes:limit:after:excluding:parked:logger:)``; with the per-lane walk a due
+    /// retry lowers only its own lane's start.
+    func readBatch(
+        limit: Int, shape: ReadShape, lanes: [Int16], excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [],
+        logger: Logger
+    ) async throws -> BatchRead {
+        var binds = PostgresBindings(capacity: 6)
+        let text: String
+        switch shape {
+        case .idOrder(let start):
+            binds.append(lanes)
+            binds.append(limit)
+            binds.append(inFlight)
+            binds.append(parked)
+            binds.append(start)
+            text = sql.readBatch
+        case .perLane(let reads):
+            binds.append(reads.map(\.lane))
+            binds.append(limit)
+            binds.append(inFlight)
+            binds.append(parked)
+            binds.append(reads.map(\.after))
+            binds.append(reads.map { Int32(clamping: $0.quota) })
+            text = sql.readBatchPerLane
+        }
+        return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: text, binds: binds), logger: logger) {
             rows in
             var batch = BatchRead(rows: [], oldestRunningTransaction: 0)
             batch.rows.reserveCapacity(limit)
@@ -291,7 +316,7 @@ struct FencedWrite: Sendable, Equatable {
 extension RelayStore {
     /// The statement texts, rendered once for the configured schema.
     struct SQL: Sendable {
-        let heartbeat, deregister, claim, renew, release, releaseAllOwned, readBatch, ack, retry, deadLetter, isEmpty: String
+        let heartbeat, deregister, claim, renew, release, releaseAllOwned, readBatch, readBatchPerLane, ack, retry, deadLetter, isEmpty: String
         let recordSource, readSource: String
 
         init(schema s: String) {
@@ -346,7 +371,8 @@ extension RelayStore {
             // `retrying`: the lanes' rescheduled rows, from the partial index on them (normally
             // empty): those still waiting hold their keys; the first one due of each lane that this
             // read can return (not in flight, parked or held) lowers the start, and is reported.
-            readBatch = """
+            // The CTEs before the batch and the answer after it are the same for both walks.
+            let readHead = """
                 WITH snapshot AS MATERIALIZED (
                     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS oldest_running),
                 retrying AS MATERIALIZED (
@@ -359,6 +385,16 @@ extension RelayStore {
                     WHERE NOT r.waiting AND r.id <> ALL($3) AND (r.key IS NULL OR r.key <> ALL($4::bytea[]))
                       AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = r.key AND h.first_id < r.id)
                     GROUP BY r.lane),
+                """
+            let readTail = """
+                SELECT snapshot.oldest_running, ARRAY(SELECT lane FROM due ORDER BY lane),
+                       ARRAY(SELECT first_id FROM due ORDER BY lane), b.id, b.topic, b.key, b.lane, b.payload, b.headers, b.content_type, b.type,
+                       b.created_at, b.attempts
+                FROM snapshot LEFT JOIN batch b ON true
+                ORDER BY b.id
+                """
+            readBatch = """
+                \(readHead)
                 batch AS (
                     SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
                            m.created_at, m.attempts
@@ -369,11 +405,26 @@ extension RelayStore {
                       AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
                     ORDER BY m.id
                     LIMIT $2)
-                SELECT snapshot.oldest_running, ARRAY(SELECT lane FROM due ORDER BY lane),
-                       ARRAY(SELECT first_id FROM due ORDER BY lane), b.id, b.topic, b.key, b.lane, b.payload, b.headers, b.content_type, b.type,
-                       b.created_at, b.attempts
-                FROM snapshot LEFT JOIN batch b ON true
-                ORDER BY b.id
+                \(readTail)
+                """
+            // `$5` and `$6`: each lane's floor and quota, beside its lane in `$1`.
+            readBatchPerLane = """
+                \(readHead)
+                batch AS (
+                    SELECT b.* FROM unnest($1::int2[], $5::int8[], $6::int4[]) AS c(lane, floor, quota)
+                    CROSS JOIN LATERAL (
+                        SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
+                               m.created_at, m.attempts
+                        FROM \(s).messages m
+                        WHERE m.lane = c.lane AND m.id > least(c.floor, (SELECT d.first_id - 1 FROM due d WHERE d.lane = c.lane))
+                          AND (m.attempts = 0 OR m.available_at <= now()) AND m.id <> ALL($3)
+                          AND (m.key IS NULL OR m.key <> ALL($4::bytea[]))
+                          AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
+                        ORDER BY m.id
+                        LIMIT c.quota) b
+                    ORDER BY b.id
+                    LIMIT $2)
+                \(readTail)
                 """
             let fence = """
                 fence AS (\(ownedInOrder) FOR SHARE OF l)

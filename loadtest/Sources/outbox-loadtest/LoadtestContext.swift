@@ -67,6 +67,8 @@ struct LoadtestContext {
         relay["OUTBOX_SCHEMA"] = schema.rawValue
         relay["OUTBOX_LOG_LEVEL"] = "notice"
         if let properties = environment["OUTBOX_KAFKA_PROPERTIES"] { relay["OUTBOX_KAFKA_PROPERTIES"] = properties }
+        // Chosen per run to compare the walks side by side (BENCHMARKS.md, "Read walk").
+        if let walk = environment["OUTBOX_READ_WALK"] { relay["OUTBOX_READ_WALK"] = walk }
         return relay
     }
 
