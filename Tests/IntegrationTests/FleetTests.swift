@@ -357,7 +357,14 @@ import Testing
             #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.dead_letters", as: Int64.self) == 0)
             // Even the new owner's old epoch of one lane is fenced: epochs, not names, decide.
             #expect(try await new.ack(ids: ids, leases: newLeases.map { LaneLease(lane: $0.lane, epoch: $0.epoch - 1) }, logger: fixture.logger).rows == 0)
-            #expect(try await new.ack(ids: ids, leases: newLeases, logger: fixture.logger).rows == 50)
+            // A fence of some lanes writes exactly their rows (the fence is a mask of lane bits).
+            let evenLanes = newLeases.filter { $0.lane % 2 == 0 }
+            let even = try await fixture.scalar("SELECT count(*) FROM {schema}.messages WHERE lane % 2 = 0", as: Int64.self)
+            #expect(even > 0 && even < 50, "both kinds of lane have rows")
+            let evenAck = try await new.ack(ids: ids, leases: evenLanes, logger: fixture.logger)
+            #expect(evenAck.rows == Int(even) && evenAck.lanesHeld == Set(evenLanes.map(\.lane)))
+            #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.messages WHERE lane % 2 = 0", as: Int64.self) == 0)
+            #expect(try await new.ack(ids: ids, leases: newLeases, logger: fixture.logger).rows == 50 - Int(even))
             #expect(try await old.releaseAllOwned(logger: fixture.logger) == 0)
             #expect(try await new.releaseAllOwned(logger: fixture.logger) == 256)
         }

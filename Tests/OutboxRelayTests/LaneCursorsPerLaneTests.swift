@@ -36,10 +36,12 @@ import Testing
         return reads
     }
 
-    @Test func theWalkIsPerLaneFromHalfTheLanesDownUnlessChosen() {
+    @Test func theWalkIsPerLaneFromAnEighthOfTheLanesDownUnlessChosen() {
         #expect(ReadShape.cheaper(held: 256, of: 256) == .idOrder)
         #expect(ReadShape.cheaper(held: 129, of: 256) == .idOrder)
-        #expect(ReadShape.cheaper(held: 128, of: 256) == .perLane)
+        #expect(ReadShape.cheaper(held: 128, of: 256) == .idOrder)
+        #expect(ReadShape.cheaper(held: 33, of: 256) == .idOrder)
+        #expect(ReadShape.cheaper(held: 32, of: 256) == .perLane)
         #expect(ReadShape.cheaper(held: 1, of: 256) == .perLane)
         #expect(ReadShape.cheaper(held: 0, of: 256) == .idOrder)
         let cursors = cursorsBeforeTheFrontierMovesTo5000()

@@ -11,9 +11,13 @@ import PostgresNIO
 /// own id *and* the epoch it got when it claimed the lane, and lock those lane rows `FOR SHARE`,
 /// so a claim by another relay (which updates the lane row) waits for an in-progress write and any
 /// later write of the old owner matches nothing. The fenced lanes are used as an array
-/// (`lane = ANY(ARRAY(SELECT lane FROM fence))`, evaluated once) rather than joined: a join lets
-/// the planner scan every row of each lane instead of fetching the batch's ids by primary key
-/// (seen: 236 ms instead of 2.6 ms for 1,000 rows with 100,000 pending).
+/// as a 256-bit mask, evaluated once (`get_bit((SELECT bit_or(B'1'::bit(256) >> lane) FROM fence),
+/// m.lane) = 1`), rather than joined: a join lets the planner scan every row of each lane instead
+/// of fetching the batch's ids by primary key (seen: 236 ms instead of 2.6 ms for 1,000 rows with
+/// 100,000 pending). A mask rather than `lane = ANY(ARRAY(SELECT lane FROM fence))`: that array is
+/// a run-time parameter, searched element by element for every row (up to 256 comparisons);
+/// measured on 1,000 rows the mask took the fenced delete from 3.9 ms to 2.7 ms (a plain delete
+/// of the same ids: 1.7 ms).
 ///
 /// Every statement runs through one `BoundedDatabase`: none can keep its caller past the deadline,
 /// whatever happens to its connection.
@@ -433,7 +437,7 @@ extension RelayStore {
                 WITH \(fence),
                 done AS (
                     DELETE FROM \(s).messages m
-                    WHERE m.id = ANY($4) AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
+                    WHERE m.id = ANY($4) AND get_bit((SELECT bit_or(B'1'::bit(256) >> lane) FROM fence), m.lane) = 1
                     RETURNING 1)
                 SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence), pg_current_xact_id()::text::int8
                 """
@@ -445,7 +449,7 @@ extension RelayStore {
                         available_at = now() + x.delay_ms * interval '1 millisecond',
                         last_error = x.error
                     FROM unnest($4::int8[], $5::int8[], $6::text[]) AS x(id, delay_ms, error)
-                    WHERE m.id = x.id AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
+                    WHERE m.id = x.id AND get_bit((SELECT bit_or(B'1'::bit(256) >> lane) FROM fence), m.lane) = 1
                     RETURNING 1)
                 SELECT (SELECT count(*) FROM done), ARRAY(SELECT lane FROM fence), pg_current_xact_id()::text::int8
                 """
@@ -454,7 +458,7 @@ extension RelayStore {
                 moved AS (
                     DELETE FROM \(s).messages m
                     USING unnest($4::int8[], $5::text[], $6::text[], $7::int4[]) AS x(id, reason, error, attempts)
-                    WHERE m.id = x.id AND m.lane = ANY(ARRAY(SELECT lane FROM fence))
+                    WHERE m.id = x.id AND get_bit((SELECT bit_or(B'1'::bit(256) >> lane) FROM fence), m.lane) = 1
                     RETURNING m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
                               m.created_at, x.attempts, x.reason, x.error),
                 inserted AS (
