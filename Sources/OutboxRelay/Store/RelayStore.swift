@@ -188,6 +188,9 @@ struct RelayStore: Sendable {
                         id: id, topic: topic, key: key, lane: lane, payload: payload, headersJSON: headers,
                         contentType: contentType, type: type, createdAt: createdAt, attempts: attempts))
             }
+            // In id order: the answer has no ORDER BY of its own (re-sorting the joined rows cost
+            // PostgreSQL about a third of the whole read), and comes in order in practice.
+            if !zip(batch.rows, batch.rows.dropFirst()).allSatisfy({ $0.id < $1.id }) { batch.rows.sort { $0.id < $1.id } }
             return batch
         }
     }
@@ -395,7 +398,6 @@ extension RelayStore {
                        ARRAY(SELECT first_id FROM due ORDER BY lane), b.id, b.topic, b.key, b.lane, b.payload, b.headers, b.content_type, b.type,
                        b.created_at, b.attempts
                 FROM snapshot LEFT JOIN batch b ON true
-                ORDER BY b.id
                 """
             readBatch = """
                 \(readHead)
