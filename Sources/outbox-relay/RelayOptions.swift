@@ -9,6 +9,10 @@ struct RelayOptions: ParsableArguments {
     var source: String?
     @Option(name: .customLong("batch-size"), help: "Messages per batch (OUTBOX_BATCH_SIZE, default 1000).")
     var batchSize: String?
+    @Option(
+        name: .customLong("batch-max-bytes"),
+        help: "Payload and key bytes one batch may read, e.g. 16MiB (OUTBOX_BATCH_MAX_BYTES, default 16MiB).")
+    var batchMaxBytes: String?
     @Option(name: .customLong("lease-ttl"), help: "Lane lease lifetime (OUTBOX_LEASE_TTL, default 15s).")
     var leaseTTL: String?
     @Option(name: .customLong("renew-interval"), help: "Lease renewal period (OUTBOX_RENEW_INTERVAL, default 5s).")
@@ -50,6 +54,7 @@ struct RelayOptions: ParsableArguments {
     var values: [String: String?] {
         [
             "OUTBOX_RELAY_ID": relayID, "OUTBOX_SOURCE": source, "OUTBOX_BATCH_SIZE": batchSize,
+            "OUTBOX_BATCH_MAX_BYTES": batchMaxBytes,
             "OUTBOX_LEASE_TTL": leaseTTL, "OUTBOX_RENEW_INTERVAL": renewInterval, "OUTBOX_POLL_INTERVAL": pollInterval,
             "OUTBOX_MAX_MESSAGE_BYTES": maxMessageBytes, "OUTBOX_MAX_ATTEMPTS": maxAttempts,
             "OUTBOX_RETRY_BASE": retryBase, "OUTBOX_RETRY_MAX": retryMax,

@@ -33,6 +33,7 @@ public struct RelaySettings: Sendable {
         ("OUTBOX_RELAY_ID", "relay.id", "host-pid-random", "this relay's unique name, at most 200 bytes"),
         ("OUTBOX_SOURCE", "relay.source", "the outbox's (outbox)", "envelope source and id prefix; recorded by the first relay, every relay must use the same"),
         ("OUTBOX_BATCH_SIZE", "batch.size", "1000", "messages per batch, 1-10000"),
+        ("OUTBOX_BATCH_MAX_BYTES", "batch.max_bytes", "16MiB", "payload and key bytes a batch read may return (a batch ends at the row that reaches it; a larger row is a batch of its own), 64KiB-1GiB; bytes, or with KiB, MiB or GiB"),
         ("OUTBOX_LEASE_TTL", "lease.ttl", "15s", "lane lease lifetime, 2s-10m"),
         ("OUTBOX_RENEW_INTERVAL", "lease.renew_interval", "5s", "lease renewal period, 100ms-200s and at most a third of the lease TTL"),
         ("OUTBOX_POLL_INTERVAL", "poll.interval", "1s", "idle poll period, 10ms-60s (NOTIFY wakes relays sooner)"),
@@ -71,6 +72,19 @@ public struct RelaySettings: Sendable {
                 throw ConfigurationError(setting: name, problem: "\(text) is out of range; use \(range.lowerBound) to \(range.upperBound)")
             }
             return parsed
+        }
+
+        func byteSize(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let bytes = ByteSize.parse(text) else {
+                throw ConfigurationError(setting: name, problem: "\(String(reflecting: text)) is not a size; write it in bytes or like 512KiB, 16MiB or 1GiB")
+            }
+            guard range.contains(bytes) else {
+                throw ConfigurationError(
+                    setting: name,
+                    problem: "\(text) is out of range; use \(ByteSize.describe(range.lowerBound)) to \(ByteSize.describe(range.upperBound))")
+            }
+            return bytes
         }
 
         guard let url = value("OUTBOX_DATABASE_URL") else {
@@ -139,6 +153,7 @@ public struct RelaySettings: Sendable {
             relayID: relayID,
             source: source,
             batchSize: try integer("OUTBOX_BATCH_SIZE", default: 1000, in: 1...10_000),
+            batchMaxBytes: try byteSize("OUTBOX_BATCH_MAX_BYTES", default: RelayConfiguration.defaultBatchMaxBytes, in: (64 << 10)...(1 << 30)),
             leaseTTL: leaseTTL,
             renewInterval: renewInterval,
             pollInterval: try duration("OUTBOX_POLL_INTERVAL", default: .seconds(1), in: .milliseconds(10)...(.seconds(60))),

@@ -170,12 +170,14 @@ struct BatchPipeline: Sendable {
         defer { table.endBatch() }
         cursors.sync(with: table.all)
         guard !leases.isEmpty else { return (.idle, nil) }
-        let (store, logger, batchSize) = (self.store, self.logger, configuration.batchSize)
+        let (store, logger, batchSize, maxBytes) = (self.store, self.logger, configuration.batchSize, configuration.batchMaxBytes)
         let lanes = leases.map(\.lane)
         // Nothing of a key with a straggler in flight, nor the stragglers themselves (see `Stragglers`).
         let parked = stragglers.parkedKeys
         let stragglerIDs = stragglers.ids
         var entries = readAhead?.entries(validFor: leases) ?? []
+        // Whether the read this batch comes from stopped at one of its limits (a backlog).
+        var stoppedShort = readAhead?.read.stoppedShort(limit: batchSize) ?? false
         if !stragglers.isEmpty {
             let excluded = Set(stragglerIDs)
             entries = entries.filter { entry in
@@ -185,7 +187,9 @@ struct BatchPipeline: Sendable {
         if entries.isEmpty {
             let shape = cursors.shape(for: lanes, limit: batchSize, walk: configuration.readWalk)
             let fresh = try await store.readBatch(
-                limit: batchSize, shape: shape, lanes: lanes, excluding: stragglerIDs, parked: Array(parked), logger: logger)
+                limit: batchSize, maxBytes: maxBytes, shape: shape, lanes: lanes, excluding: stragglerIDs, parked: Array(parked),
+                logger: logger)
+            stoppedShort = fresh.stoppedShort(limit: batchSize)
             table.recordPipelineProgress()
             cursors.observe(fresh, lanes: lanes, shape: shape, limit: batchSize)
             entries = fresh.rows.map { (row: $0, built: nil) }
@@ -226,21 +230,22 @@ struct BatchPipeline: Sendable {
         }
 
         let read = clock.now
-        // A full batch suggests a backlog: read the next one while this one is delivered, so the
-        // read hides behind the delivery. Not after a partial batch: under a trickle a read-ahead
-        // would be taken before the rows committed during the delivery, which would then wait one
-        // more batch; a fresh read after the settle picks them up at once. A failed read-ahead
-        // costs nothing but the overlap (the next batch reads again and reports the error
-        // through the loop's usual database back-off).
+        // A full batch (by rows or bytes) suggests a backlog: read the next one while this one is
+        // delivered, so the read hides behind the delivery. Not after a partial batch: under a
+        // trickle a read-ahead would be taken before the rows committed during the delivery, which
+        // would then wait one more batch; a fresh read after the settle picks them up at once. A
+        // failed read-ahead costs nothing but the overlap (the next batch reads again and reports
+        // the error through the loop's usual database back-off).
         let inFlight = rows.map(\.id) + stragglerIDs
-        let full = rows.count >= batchSize
+        let full = rows.count >= batchSize || stoppedShort
         let builder = self.builder
         let aheadShape = cursors.shape(for: lanes, limit: batchSize, walk: configuration.readWalk)
         // The read-ahead also builds its envelopes, on another thread while this batch waits.
         @Sendable func readNext() async -> ReadAhead? {
             guard
                 let next = try? await store.readBatch(
-                    limit: batchSize, shape: aheadShape, lanes: lanes, excluding: inFlight, parked: Array(parked), logger: logger)
+                    limit: batchSize, maxBytes: maxBytes, shape: aheadShape, lanes: lanes, excluding: inFlight, parked: Array(parked),
+                    logger: logger)
             else { return nil }
             return ReadAhead(leases: leases, read: next, shape: aheadShape, built: next.rows.map(builder.build))
         }

@@ -6,8 +6,8 @@
 /// row is settled (deleted, dead-lettered), or is one this relay tracks and will read again.
 ///
 /// A lane's floor is the lower of:
-/// - how far its reads have covered — up to the last row of a read cut off by its limit, or
-///   everything for a read that was not — but never past the ``Frontier`` (ids below it are
+/// - how far its reads have covered — up to the last row of a read cut off by its row or byte
+///   limit, or everything for a read that was not — but never past the ``Frontier`` (ids below it are
 ///   final; above it a transaction may still commit a lower id);
 /// - one below every row read and not finished: not deleted, dead-lettered or rescheduled, and
 ///   not in flight. A row read ahead and dropped, held back behind its key, left by an outage or
@@ -121,7 +121,7 @@ struct LaneCursors: Sendable {
             returned[row.lane] = ((seen?.count ?? 0) + 1, max(seen?.last ?? row.id, row.id))
         }
         for due in read.dueRetries { rewind(lane: due.lane, before: due.id) }
-        let cut = read.rows.count >= limit
+        let cut = read.stoppedShort(limit: limit)
         let share = Self.share(of: limit, lanes: reads.count)
         var quotas = reads.reduce(0) { $0 + $1.quota }
         for asked in reads {
@@ -151,7 +151,7 @@ struct LaneCursors: Sendable {
         frontier.observe(oldestRunning: read.oldestRunningTransaction, highestID: highest)
         for row in read.rows { open[row.id] = row.lane }
         for due in read.dueRetries { rewind(lane: due.lane, before: due.id) }
-        let covered = read.rows.count >= limit ? (highest ?? 0) : .max
+        let covered = read.stoppedShort(limit: limit) ? (highest ?? 0) : .max
         let floor = min(covered, frontier.id)
         for lane in readLanes {
             guard var state = lanes[lane] else { continue }

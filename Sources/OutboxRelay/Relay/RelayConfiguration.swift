@@ -11,6 +11,11 @@ public struct RelayConfiguration: Sendable {
     public var source: String?
     /// Most messages read, produced and acked together.
     public var batchSize: Int
+    /// Most payload and key bytes one batch read returns (it ends at the row that reaches them),
+    /// so large payloads shorten the batch instead of growing the process: a batch is held as
+    /// rows, envelopes and librdkafka's copies while the next one is read ahead, about five
+    /// times this at the peak.
+    public var batchMaxBytes: Int
     /// How long a lane lease lasts without renewal (database clock).
     public var leaseTTL: Duration
     /// How often leases are renewed and the fleet's fair share recomputed; well below `leaseTTL`.
@@ -39,6 +44,7 @@ public struct RelayConfiguration: Sendable {
         relayID: String,
         source: String? = nil,
         batchSize: Int = 1000,
+        batchMaxBytes: Int = RelayConfiguration.defaultBatchMaxBytes,
         leaseTTL: Duration = .seconds(15),
         renewInterval: Duration = .seconds(5),
         pollInterval: Duration = .seconds(1),
@@ -55,6 +61,7 @@ public struct RelayConfiguration: Sendable {
         self.relayID = relayID
         self.source = source
         self.batchSize = batchSize
+        self.batchMaxBytes = batchMaxBytes
         self.leaseTTL = leaseTTL
         self.renewInterval = renewInterval
         self.pollInterval = pollInterval
@@ -63,6 +70,10 @@ public struct RelayConfiguration: Sendable {
         self.stopWhenDrained = stopWhenDrained
         self.pipelineStallLimit = pipelineStallLimit
     }
+
+    /// 16 MiB: 1,000 rows of 16 KiB; far above a batch of small messages (256 B × 1,000 = 250 KiB),
+    /// while 1 MiB payloads make batches of 16 and keep the relay near 100 MiB.
+    public static let defaultBatchMaxBytes = 16 << 20
 
     /// The source recorded for an outbox when the first relay to start has none configured.
     public static let defaultSource = "outbox"

@@ -15,6 +15,9 @@ struct PendingMessage: Sendable {
     var createdAt: Date
     /// Attempts already spent (0 for a first try).
     var attempts: Int32
+
+    /// What the batch byte limit counts of this row (as `RelayStore.readBatch`'s SQL does).
+    var budgetBytes: Int { payload.readableBytes + (key?.readableBytes ?? 0) }
 }
 
 /// A failed attempt to schedule again: `attempts + 1`, not before `delay` from now.

@@ -135,22 +135,31 @@ struct RelayStore: Sendable {
     /// a fresh row is ready whatever the clocks say, so a clock stepping back can never make a read
     /// pass one.
     func readBatch(
-        lanes: [Int16], limit: Int, after start: Int64 = 0, excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [],
-        logger: Logger
+        lanes: [Int16], limit: Int, maxBytes: Int = .max, after start: Int64 = 0, excluding inFlight: [Int64] = [],
+        parked: [ByteBuffer] = [], logger: Logger
     ) async throws -> BatchRead {
-        try await readBatch(limit: limit, shape: .idOrder(start: start), lanes: lanes, excluding: inFlight, parked: parked, logger: logger)
+        try await readBatch(
+            limit: limit, maxBytes: maxBytes, shape: .idOrder(start: start), lanes: lanes, excluding: inFlight, parked: parked,
+            logger: logger)
     }
 
     /// Reads the next batch walking the lanes as `shape` says (``ReadShape``): in id order after
     /// one start, or each lane after its own floor on the `(lane, id)` index, at most its quota,
     /// the first `limit` of those in id order. Everything else is as in
-    /// ``readBatch(lanes:limit:after:excluding:parked:logger:)``; with the per-lane walk a due
-    /// retry lowers only its own lane's start.
+    /// ``readBatch(lanes:limit:maxBytes:after:excluding:parked:logger:)``; with the per-lane walk a
+    /// due retry lowers only its own lane's start.
+    ///
+    /// `maxBytes` bounds the batch by its payload and key bytes as well as by `limit`: the rows
+    /// come in id order up to the first that reaches it (so a row larger than it is a batch of its
+    /// own and nothing is ever stuck), and ``BatchRead/reachedByteLimit`` says the read may have
+    /// stopped short of rows it would otherwise have returned, like a read that returned `limit`.
+    /// PostgreSQL sums the sizes without detoasting (`octet_length` of a bytea reads its length
+    /// word), and nothing past the cut is sent.
     func readBatch(
-        limit: Int, shape: ReadShape, lanes: [Int16], excluding inFlight: [Int64] = [], parked: [ByteBuffer] = [],
-        logger: Logger
+        limit: Int, maxBytes: Int = .max, shape: ReadShape, lanes: [Int16], excluding inFlight: [Int64] = [],
+        parked: [ByteBuffer] = [], logger: Logger
     ) async throws -> BatchRead {
-        var binds = PostgresBindings(capacity: 6)
+        var binds = PostgresBindings(capacity: 7)
         let text: String
         switch shape {
         case .idOrder(let start):
@@ -159,6 +168,7 @@ struct RelayStore: Sendable {
             binds.append(inFlight)
             binds.append(parked)
             binds.append(start)
+            binds.append(maxBytes)
             text = sql.readBatch
         case .perLane(let reads):
             binds.append(reads.map(\.lane))
@@ -167,6 +177,7 @@ struct RelayStore: Sendable {
             binds.append(parked)
             binds.append(reads.map(\.after))
             binds.append(reads.map { Int32(clamping: $0.quota) })
+            binds.append(maxBytes)
             text = sql.readBatchPerLane
         }
         return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: text, binds: binds), logger: logger) {
@@ -191,6 +202,8 @@ struct RelayStore: Sendable {
             // In id order: the answer has no ORDER BY of its own (re-sorting the joined rows cost
             // PostgreSQL about a third of the whole read), and comes in order in practice.
             if !zip(batch.rows, batch.rows.dropFirst()).allSatisfy({ $0.id < $1.id }) { batch.rows.sort { $0.id < $1.id } }
+            // The same sum the statement cut at: reaching it means rows may have been left out.
+            batch.reachedByteLimit = batch.rows.reduce(0) { $0 + $1.budgetBytes } >= maxBytes
             return batch
         }
     }
@@ -393,6 +406,16 @@ extension RelayStore {
                       AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = r.key AND h.first_id < r.id)
                     GROUP BY r.lane),
                 """
+            // The batch's rows up to the first that reaches the byte limit (`RelayStore.readBatch`):
+            // a running sum over rows already in id order (no sort), cut above it.
+            func withinBytes(_ rows: String, limit: String) -> String {
+                """
+                SELECT w.* FROM (
+                        SELECT r.*, sum(r.size) OVER (ORDER BY r.id ROWS UNBOUNDED PRECEDING) - r.size AS bytes_before
+                        FROM (\(rows)) r) w
+                    WHERE w.bytes_before < \(limit)
+                """
+            }
             let readTail = """
                 SELECT snapshot.oldest_running, ARRAY(SELECT lane FROM due ORDER BY lane),
                        ARRAY(SELECT first_id FROM due ORDER BY lane), b.id, b.topic, b.key, b.lane, b.payload, b.headers, b.content_type, b.type,
@@ -401,26 +424,27 @@ extension RelayStore {
                 """
             readBatch = """
                 \(readHead)
-                batch AS (
+                batch AS (\(withinBytes("""
                     SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
-                           m.created_at, m.attempts
+                           m.created_at, m.attempts, octet_length(m.payload) + coalesce(octet_length(m.key), 0) AS size
                     FROM \(s).messages m
                     WHERE m.id > least($5::int8, (SELECT min(first_id) - 1 FROM due))
                       AND m.lane = ANY($1) AND (m.attempts = 0 OR m.available_at <= now()) AND m.id <> ALL($3)
                       AND (m.key IS NULL OR m.key <> ALL($4::bytea[]))
                       AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = m.key AND h.first_id < m.id)
                     ORDER BY m.id
-                    LIMIT $2)
+                    LIMIT $2
+                    """, limit: "$6::int8")))
                 \(readTail)
                 """
-            // `$5` and `$6`: each lane's floor and quota, beside its lane in `$1`.
+            // `$5` and `$6`: each lane's floor and quota, beside its lane in `$1`; `$7` the byte limit.
             readBatchPerLane = """
                 \(readHead)
-                batch AS (
+                batch AS (\(withinBytes("""
                     SELECT b.* FROM unnest($1::int2[], $5::int8[], $6::int4[]) AS c(lane, floor, quota)
                     CROSS JOIN LATERAL (
                         SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
-                               m.created_at, m.attempts
+                               m.created_at, m.attempts, octet_length(m.payload) + coalesce(octet_length(m.key), 0) AS size
                         FROM \(s).messages m
                         WHERE m.lane = c.lane AND m.id > least(c.floor, (SELECT d.first_id - 1 FROM due d WHERE d.lane = c.lane))
                           AND (m.attempts = 0 OR m.available_at <= now()) AND m.id <> ALL($3)
@@ -429,7 +453,8 @@ extension RelayStore {
                         ORDER BY m.id
                         LIMIT c.quota) b
                     ORDER BY b.id
-                    LIMIT $2)
+                    LIMIT $2
+                    """, limit: "$7::int8")))
                 \(readTail)
                 """
             let fence = """

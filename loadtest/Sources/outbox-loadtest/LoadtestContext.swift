@@ -69,6 +69,11 @@ struct LoadtestContext {
         if let properties = environment["OUTBOX_KAFKA_PROPERTIES"] { relay["OUTBOX_KAFKA_PROPERTIES"] = properties }
         // Chosen per run to compare the walks side by side (BENCHMARKS.md, "Read walk").
         if let walk = environment["OUTBOX_READ_WALK"] { relay["OUTBOX_READ_WALK"] = walk }
+        // Large-payload runs (BENCHMARKS.md, "Bounded memory"): the byte limit under test, and
+        // envelopes above librdkafka's default 1,000,000 B.
+        for name in ["OUTBOX_BATCH_MAX_BYTES", "OUTBOX_MAX_MESSAGE_BYTES"] {
+            if let value = environment[name] { relay[name] = value }
+        }
         return relay
     }
 
