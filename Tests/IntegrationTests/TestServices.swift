@@ -109,12 +109,14 @@ struct OutboxFixture: Sendable {
     /// Runs one in-process relay (not stopping when the outbox is empty) until `done` answers true,
     /// polled every 200 ms, then cancels it.
     func runRelay(
-        until done: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(120), walk: ReadWalk = .auto
+        until done: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(120), walk: ReadWalk = .auto,
+        pollInterval: Duration? = nil
     ) async throws {
         let relay = RelayService(
             configuration: relayConfiguration {
                 $0.stopWhenDrained = false
                 $0.readWalk = walk
+                if let pollInterval { $0.pollInterval = pollInterval }
             }, client: client,
             kafka: KafkaProducerConfiguration(bootstrapServers: TestServices.brokers, messageTimeout: .seconds(10)),
             identity: RelayIdentity(host: "test", pid: ProcessInfo.processInfo.processIdentifier, version: "test"),

@@ -81,6 +81,7 @@ struct BatchPipeline: Sendable {
         // broker is there, so the producer itself is stuck (see `ProducerSlot.replace`).
         var stuckStrikes = 0
         var replacementBackoff = OutageBackoff()
+        var idle = IdleSchedule()
         // A delivered batch whose settle statements failed: settled before anything is read.
         var owed: Settlement?
         defer {
@@ -113,7 +114,13 @@ struct BatchPipeline: Sendable {
                 let (outcome, next) = try await publishOneBatch(readAhead: ahead, stragglers: &stragglers, cursors: &cursors)
                 readAhead = next
                 // `.idle` may not have asked the database (no lanes held): the monitor covers that case.
-                if outcome != .idle { health.databaseAnswered() }
+                if outcome != .idle {
+                    health.databaseAnswered()
+                    if idle.foundWork() {
+                        try await store.wantWakeup(false, logger: logger)
+                        idle.wakeupCleared()
+                    }
+                }
                 switch outcome {
                 case .settled:
                     health.brokerReachable()
@@ -126,9 +133,20 @@ struct BatchPipeline: Sendable {
                         logger.info("outbox is empty; stopping as asked (--stop-when-drained)")
                         return
                     }
+                    // Holding no lane, nothing is read: the lease keeper rings when it claims some.
+                    var wait = configuration.pollInterval
+                    if !table.all.isEmpty {
+                        switch idle.idle(now: .now, pollInterval: configuration.pollInterval) {
+                        case .askForWakeup:
+                            try await store.wantWakeup(true, logger: logger)
+                            idle.askedForWakeup()
+                            continue
+                        case .wait(let next):
+                            wait = next
+                        }
+                    }
                     // Stragglers' reports ring no doorbell: look for them often while there are some.
-                    await doorbell.wait(
-                        timeout: stragglers.isEmpty ? configuration.pollInterval : min(configuration.pollInterval, .milliseconds(100)))
+                    await doorbell.wait(timeout: stragglers.isEmpty ? wait : min(wait, .milliseconds(100)))
                 case .producerUnusable(let error):
                     // Sending more on this producer id could only fail, or be written out of order.
                     // Backed off, so a broker that refuses every new producer too is not hammered.

@@ -15,7 +15,9 @@ struct Migration: Sendable {
 
 extension Migration {
     /// Every step, oldest first. Never edit a released step: add a new one.
-    static let all: [Migration] = [.v1Initial, .v2DeadLetterAudit, .v3SerializedKeys, .v4Identity, .v5TransactionBeforeID]
+    static let all: [Migration] = [
+        .v1Initial, .v2DeadLetterAudit, .v3SerializedKeys, .v4Identity, .v5TransactionBeforeID, .v6WakeOnDemand,
+    ]
 
     /// The number of lanes is part of the schema contract: the lane of a key is computed by SQL at
     /// insert time, so every producer in every language agrees, and changing it would reorder keys.

@@ -70,6 +70,17 @@ struct RelayStore: Sendable {
         try await execute("deregister", PostgresQuery(unsafeSQL: sql.deregister, binds: binds), limit: limit, logger: logger)
     }
 
+    /// Sets or clears this relay's wake-up flag: while it is set, every `enqueue` notifies
+    /// (migration 6, ``IdleSchedule``).
+    func wantWakeup(_ wanted: Bool, logger: Logger) async throws {
+        var binds = PostgresBindings(capacity: 2)
+        binds.append(relayID)
+        binds.append(wanted)
+        try await execute(
+            wanted ? "asking to be woken" : "clearing the wake-up flag", PostgresQuery(unsafeSQL: sql.wantWakeup, binds: binds),
+            logger: logger)
+    }
+
     // MARK: Leases
 
     /// Claims up to `count` free or expired lanes; the database clock decides expiry.
@@ -336,7 +347,7 @@ struct FencedWrite: Sendable, Equatable {
 extension RelayStore {
     /// The statement texts, rendered once for the configured schema.
     struct SQL: Sendable {
-        let heartbeat, deregister, claim, renew, release, releaseAllOwned, readBatch, readBatchPerLane, ack, retry, deadLetter, isEmpty: String
+        let heartbeat, deregister, wantWakeup, claim, renew, release, releaseAllOwned, readBatch, readBatchPerLane, ack, retry, deadLetter, isEmpty: String
         let recordSource, readSource: String
 
         init(schema s: String) {
@@ -349,6 +360,7 @@ extension RelayStore {
                 WHERE id <> $1 AND heartbeat_at > now() - $5 * interval '1 millisecond'
                 """
             deregister = "DELETE FROM \(s).relays WHERE id = $1"
+            wantWakeup = "UPDATE \(s).relays SET wants_wakeup = $2 WHERE id = $1 AND wants_wakeup <> $2"
             claim = """
                 UPDATE \(s).lanes l
                 SET owner = $1, epoch = l.epoch + 1, lease_expires_at = now() + $3 * interval '1 millisecond'
