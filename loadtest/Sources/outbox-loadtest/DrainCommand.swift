@@ -32,17 +32,21 @@ struct DrainCommand: AsyncParsableCommand {
         name: .customLong("dead-rows"),
         help: "Before the seed, insert and delete this many rows (dead tuples the relays' reads meet; kept with --hold-xmin).")
     var deadRows = 0
+    @Option(
+        name: .customLong("held-key-rows"),
+        help: "Before the seed, this many rows of one key of its own behind a retry that is not due during the run (a hot key whose first message keeps failing): every read of its lane meets them.")
+    var heldKeyRows = 0
     @Flag(
         name: .customLong("naive"),
         help: "Drain with the reference instead of outbox-relay: --relays loops of SELECT … FOR UPDATE SKIP LOCKED, produce, wait, DELETE, COMMIT (in this process).")
     var naive = false
 
     func validate() throws {
-        guard messages >= 1, deadRows >= 0, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
+        guard messages >= 1, deadRows >= 0, heldKeyRows >= 0, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
             (1...10_000).contains(batchSize), httpPortBase == 0 || (1024...65_000).contains(httpPortBase)
         else {
             throw ValidationError(
-                "--messages, --keys and --timeout must be positive, --dead-rows ≥ 0, --relays 1-32, --payload-bytes ≥ 0, --batch-size 1-10000, --http-port-base 0 or 1024-65000")
+                "--messages, --keys and --timeout must be positive, --dead-rows and --held-key-rows ≥ 0, --relays 1-32, --payload-bytes ≥ 0, --batch-size 1-10000, --http-port-base 0 or 1024-65000")
         }
     }
 
@@ -66,6 +70,11 @@ struct DrainCommand: AsyncParsableCommand {
                 Progress.line("leaving \(deadRows) dead rows in \(schema).messages\(holdXmin ? " (not vacuumable: the horizon is held)" : "")…")
                 _ = try await seeder.seed(topic: "\(topic)-dead", count: deadRows, keys: keys, payloadBytes: payloadBytes)
                 try await seeder.delete(topic: "\(topic)-dead")
+            }
+            if heldKeyRows > 0 {
+                Progress.line("seeding \(heldKeyRows) rows of one key held behind a retry that is not due in this run…")
+                _ = try await seeder.seed(topic: "\(topic)-held", count: heldKeyRows, keys: 1, payloadBytes: payloadBytes, keyPrefix: "held-")
+                try await seeder.holdFirst(topic: "\(topic)-held")
             }
             Progress.line("seeding \(messages) messages (\(payloadBytes) B payload, \(keys) keys) into \(schema).messages with COPY…")
             let seedStart = ContinuousClock.now
@@ -143,6 +152,7 @@ struct DrainCommand: AsyncParsableCommand {
             }
             if let reference { _ = try await reference.value }
             let exitCodes = naive ? [] : await processes.stop()
+            if heldKeyRows > 0 { try await seeder.delete(topic: "\(topic)-held") }
             let statements = profiling ? (try? await profile.top(schema: schema)) ?? [] : []
 
             Progress.line("reading topic \(topic) back for the ledger…")
@@ -181,7 +191,11 @@ struct DrainCommand: AsyncParsableCommand {
 
     private var conditions: String? {
         let parts = [
-            naive ? "reference: \(relays) naive SKIP LOCKED loop(s) in the load test, not outbox-relay" : nil, holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil, deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil]
+            naive ? "reference: \(relays) naive SKIP LOCKED loop(s) in the load test, not outbox-relay" : nil,
+            holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil,
+            deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil,
+            heldKeyRows > 0 ? "\(heldKeyRows) rows of one key held behind a retry" : nil,
+        ]
             .compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }
