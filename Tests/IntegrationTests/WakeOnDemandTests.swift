@@ -73,6 +73,7 @@ import Testing
         try await OutboxFixture.with { fixture in
             let commit = AsyncStream<Void>.makeStream()
             let idleFor = Recorded()
+            let committed = Flag()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Enqueued while no relay wants a wake-up: this commit will notify nobody.
                 let enqueued = AsyncStream<Int64>.makeStream()
@@ -83,6 +84,7 @@ import Testing
                         enqueued.continuation.yield(ids[0])
                         for await _ in commit.stream { break }
                     }
+                    committed.set()
                 }
                 var iterator = enqueued.stream.makeAsyncIterator()
                 _ = try #require(await iterator.next())
@@ -98,6 +100,7 @@ import Testing
                             commit.continuation.yield()
                             commit.continuation.finish()
                         }
+                        guard committed.isSet else { return false }
                         return try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 0
                     }, timeout: .seconds(20), pollInterval: .seconds(60))
                 }
