@@ -66,6 +66,12 @@ public struct RelayService: Service {
         let listener = NotificationListener(
             client: client, channel: configuration.schema.notificationChannel, doorbell: doorbell, logger: logger)
 
+        // No lane is claimed before the broker answered once: a relay that cannot reach it (a wrong
+        // address, a cut link) must leave the lanes to the relays that can. The pipeline probes on.
+        // The probe runs while the schema is checked, so start-up waits for the longer of the two,
+        // not both (a relay joining a fleet or started against a backlog publishes that much sooner).
+        health.brokerUnreachable("not reached yet (\(producerConfiguration.bootstrapServers))")
+        async let brokerAnswered = producers.current.brokerIsReachable(timeout: .seconds(2))
         // Two statements of the Migrator's own on the pool: bounded as a whole, no connection leased for them.
         let version = try await withDeadline(configuration.statementDeadline, "reading the schema version") { [logger] in
             try await Migrator(schema: configuration.schema).currentVersion(client: client, logger: logger)
@@ -85,14 +91,12 @@ public struct RelayService: Service {
         logger.info(
             "relay starting",
             metadata: ["schema": "\(configuration.schema)", "batch_size": "\(configuration.batchSize)", "lease_ttl": "\(configuration.leaseTTL)"])
-        // No lane is claimed before the broker answered once: a relay that cannot reach it (a wrong
-        // address, a cut link) must leave the lanes to the relays that can. The pipeline probes on.
-        health.brokerUnreachable("not reached yet (\(producerConfiguration.bootstrapServers))")
-        if await producers.current.brokerIsReachable(timeout: .seconds(2)) {
+        if await brokerAnswered {
             health.brokerReachable()
             await keeper.tick()
         }
-        await monitor.sample()
+        // The monitor's first sample (backlog gauges: a count over the outbox) is its task's first
+        // step, beside the first batch rather than before it.
         let ended: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             group.addTask { await keeper.run() }
             group.addTask { await listener.run() }
