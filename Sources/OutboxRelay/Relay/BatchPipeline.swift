@@ -194,7 +194,8 @@ struct BatchPipeline: Sendable {
         let parked = stragglers.parkedKeys
         let stragglerIDs = stragglers.ids
         var entries = readAhead?.entries(validFor: leases) ?? []
-        // Whether the read this batch comes from stopped at one of its limits (a backlog).
+        // Whether the read this batch comes from stopped at one of its limits, rows or bytes (a
+        // backlog); a batch of `batchSize` rows comes from such a read.
         var stoppedShort = readAhead?.read.stoppedShort(limit: batchSize) ?? false
         if !stragglers.isEmpty {
             let excluded = Set(stragglerIDs)
@@ -255,7 +256,7 @@ struct BatchPipeline: Sendable {
         // failed read-ahead costs nothing but the overlap (the next batch reads again and reports
         // the error through the loop's usual database back-off).
         let inFlight = rows.map(\.id) + stragglerIDs
-        let full = rows.count >= batchSize || stoppedShort
+        let full = stoppedShort
         let builder = self.builder
         let aheadShape = cursors.shape(for: lanes, limit: batchSize, walk: configuration.readWalk)
         // The read-ahead also builds its envelopes, on another thread while this batch waits.

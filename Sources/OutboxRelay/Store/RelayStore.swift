@@ -418,6 +418,8 @@ extension RelayStore {
                       AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = r.key AND h.first_id < r.id)
                     GROUP BY r.lane),
                 """
+            // What the byte limit counts of a row (`PendingMessage.budgetBytes` on the relay's side).
+            let rowBytes = "octet_length(m.payload) + coalesce(octet_length(m.key), 0)"
             // The batch's rows up to the first that reaches the byte limit (`RelayStore.readBatch`):
             // a running sum over rows already in id order (no sort), cut above it.
             func withinBytes(_ rows: String, limit: String) -> String {
@@ -438,7 +440,7 @@ extension RelayStore {
                 \(readHead)
                 batch AS (\(withinBytes("""
                     SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
-                           m.created_at, m.attempts, octet_length(m.payload) + coalesce(octet_length(m.key), 0) AS size
+                           m.created_at, m.attempts, \(rowBytes) AS size
                     FROM \(s).messages m
                     WHERE m.id > least($5::int8, (SELECT min(first_id) - 1 FROM due))
                       AND m.lane = ANY($1) AND (m.attempts = 0 OR m.available_at <= now()) AND m.id <> ALL($3)
@@ -456,7 +458,7 @@ extension RelayStore {
                     SELECT b.* FROM unnest($1::int2[], $5::int8[], $6::int4[]) AS c(lane, floor, quota)
                     CROSS JOIN LATERAL (
                         SELECT m.id, m.topic, m.key, m.lane, m.payload, m.headers, m.content_type, m.type,
-                               m.created_at, m.attempts, octet_length(m.payload) + coalesce(octet_length(m.key), 0) AS size
+                               m.created_at, m.attempts, \(rowBytes) AS size
                         FROM \(s).messages m
                         WHERE m.lane = c.lane AND m.id > least(c.floor, (SELECT d.first_id - 1 FROM due d WHERE d.lane = c.lane))
                           AND (m.attempts = 0 OR m.available_at <= now()) AND m.id <> ALL($3)
