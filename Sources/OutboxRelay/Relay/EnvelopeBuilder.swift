@@ -13,7 +13,19 @@ struct EnvelopeBuilder: Sendable {
     /// each copy of a record, for operators and for the tests that prove a relay stopped
     /// publishing a lane it lost. Not part of the envelope: two copies of one message are
     /// byte-identical envelopes whoever publishes them.
-    var publisher: String? = nil
+    var publisher: String? = nil {
+        didSet { publisherHeader = publisher.map { KafkaHeader(name: "outbox-relay", value: Array($0.utf8)) } }
+    }
+    /// The `outbox-relay` header's bytes, made once rather than for every record.
+    private var publisherHeader: KafkaHeader?
+    private static let contentTypeHeader = KafkaHeader(name: "content-type", value: Array("application/x-protobuf".utf8))
+
+    init(source: String, maximumMessageBytes: Int, publisher: String? = nil) {
+        self.source = source
+        self.maximumMessageBytes = maximumMessageBytes
+        self.publisher = publisher
+        publisherHeader = publisher.map { KafkaHeader(name: "outbox-relay", value: Array($0.utf8)) }
+    }
 
     /// Either the record to produce, or why the message can never be produced.
     enum Outcome: Sendable {
@@ -57,11 +69,9 @@ struct EnvelopeBuilder: Sendable {
                 .messageTooLarge,
                 "encoded envelope is \(value.count) bytes, over the limit of \(maximumMessageBytes) bytes (setting max-message-bytes)")
         }
-        var recordHeaders = [
-            KafkaHeader(name: "content-type", value: Array("application/x-protobuf".utf8)),
-            KafkaHeader(name: "outbox-id", value: Array(envelope.id.utf8)),
-        ]
-        if let publisher { recordHeaders.append(KafkaHeader(name: "outbox-relay", value: Array(publisher.utf8))) }
+        var recordHeaders = [Self.contentTypeHeader, KafkaHeader(name: "outbox-id", value: Array(envelope.id.utf8))]
+        recordHeaders.reserveCapacity(6)
+        if let publisherHeader { recordHeaders.append(publisherHeader) }
         if let type = message.type { recordHeaders.append(KafkaHeader(name: "outbox-type", value: Array(type.utf8))) }
         if !envelope.traceparent.isEmpty {
             recordHeaders.append(KafkaHeader(name: "traceparent", value: Array(envelope.traceparent.utf8)))

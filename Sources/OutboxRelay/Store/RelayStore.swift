@@ -193,23 +193,7 @@ struct RelayStore: Sendable {
         }
         return try await database.rows("reading a batch", PostgresQuery(unsafeSQL: text, binds: binds), logger: logger) {
             rows in
-            var batch = BatchRead(rows: [], oldestRunningTransaction: 0)
-            batch.rows.reserveCapacity(limit)
-            for try await (oldest, dueLanes, dueIDs, id, topic, key, lane, payload, headers, contentType, type, createdAt, attempts)
-                in rows.decode(
-                    (Int64, [Int16], [Int64], Int64?, String?, ByteBuffer?, Int16?, ByteBuffer?, String?, String?, String?, Date?, Int32?)
-                        .self)
-            {
-                if batch.rows.isEmpty {
-                    batch.oldestRunningTransaction = oldest
-                    batch.dueRetries = zip(dueLanes, dueIDs).map { (lane: $0, id: $1) }
-                }
-                guard let id, let topic, let lane, let payload, let headers, let createdAt, let attempts else { continue }
-                batch.rows.append(
-                    PendingMessage(
-                        id: id, topic: topic, key: key, lane: lane, payload: payload, headersJSON: headers,
-                        contentType: contentType, type: type, createdAt: createdAt, attempts: attempts))
-            }
+            var batch = try await BatchRead.decode(rows, limit: limit)
             // In id order: the answer has no ORDER BY of its own (re-sorting the joined rows cost
             // PostgreSQL about a third of the whole read), and comes in order in practice.
             if !zip(batch.rows, batch.rows.dropFirst()).allSatisfy({ $0.id < $1.id }) { batch.rows.sort { $0.id < $1.id } }
@@ -326,9 +310,13 @@ struct RelayStore: Sendable {
 enum RelayStoreError: Error, CustomStringConvertible {
     /// `identity` has no row although an insert of one just found a conflicting one.
     case noRecordedSource
+    /// A batch read answered with fewer columns than its statement selects.
+    case unexpectedBatchAnswer(columns: Int)
 
     var description: String {
         switch self {
+        case .unexpectedBatchAnswer(let columns):
+            "a batch read answered with \(columns) columns instead of 13: the relay's statement and its decoder disagree, a bug in this build of outbox-relay; report it with `outbox-relay --version`"
         case .noRecordedSource:
             "the outbox's envelope source is not recorded although another relay was recording it: was the identity row deleted? Insert one (INSERT INTO <schema>.identity (source, recorded_by) VALUES ('outbox', 'operator')) or start the relay again"
         }
