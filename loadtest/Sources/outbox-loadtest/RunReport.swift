@@ -79,6 +79,9 @@ struct RunReport: Codable {
         var produceToConsume: LatencySummary?
         /// The same producer and consumer at the same rate without database or relay: the floor.
         var brokerFloor: LatencySummary?
+        /// Most messages committed and not yet published (or, without the relays' counters, not yet
+        /// consumed) at a once-a-second sample.
+        var maxBacklog: Int? = nil
     }
 
     struct LatencySummary: Codable {
@@ -187,6 +190,7 @@ struct RunReport: Codable {
             if let a = s.commitToProduce, let b = s.produceToConsume {
                 row("split at the broker", String(format: "commit → produce p50 %.0f ms, p99 %.0f ms; produce → consume p50 %.0f ms, p99 %.0f ms (record CreateTime, 1 ms resolution)", a.p50, a.p99, b.p50, b.p99))
             }
+            if let backlog = s.maxBacklog { row("backlog", "at most \(backlog) messages committed and not yet published (the relays' counters; sampled once a second)") }
         }
         if !processCPU.isEmpty {
             let total = processCPU.reduce(0) { $0 + $1.perThousandMessages }

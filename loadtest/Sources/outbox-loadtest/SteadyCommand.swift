@@ -22,6 +22,7 @@ struct SteadyCommand: AsyncParsableCommand {
             relayArguments: ["--log-level", options.relayLogLevel], faults: [], httpPortBase: options.httpPortBase, settleTimeout: .seconds(60))
         var configured = run
         configured.brokerFloorSeconds = options.brokerFloorSeconds
+        configured.holdXmin = options.holdXmin
         let report = try await configured.run(context: context)
         try context.write(report)
         guard report.ledger?.clean == true, report.relayExitCodes.allSatisfy({ $0 == 0 }) else {

@@ -23,6 +23,10 @@ struct SteadyOptions: ParsableArguments {
     var brokerFloorSeconds: Int?
     @Option(name: .customLong("relay-log-level"), help: "The relays' log level (their logs are in the results folder).")
     var relayLogLevel = "notice"
+    @Flag(
+        name: .customLong("hold-xmin"),
+        help: "Keep a REPEATABLE READ transaction open from before the relays start to the end, as a long report or a stuck session would: no row published meanwhile can be vacuumed, so the relays' reads meet every dead row of the run.")
+    var holdXmin = false
 
     var parsedDuration: Duration {
         get throws {

@@ -30,6 +30,8 @@ struct SteadyRun {
     /// Seconds of the broker-floor probe before the run (0: none; nil: as long as the run, since
     /// some brokers — Tansu's memory engine — slow down as a partition grows).
     var brokerFloorSeconds: Int? = nil
+    /// Hold the xmin horizon for the whole run (``HeldHorizon``).
+    var holdXmin = false
 
     func run(context: LoadtestContext) async throws -> RunReport {
         let started = Date()
@@ -49,21 +51,28 @@ struct SteadyRun {
         let topic = "loadtest-\(mode)-\(context.stamp)"
         let logger = context.logger
         return try await context.withDatabase { client in
-            let writer = OutboxWriter(schema: context.schema)
-            let processes = RelayProcesses(
-                count: relays, arguments: ["--batch-size", "\(batchSize)"] + relayArguments,
-                environment: context.relayEnvironment(), logDirectory: context.directory, httpPortBase: httpPortBase)
-            Progress.line("starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
-            try processes.startAll()
-            do {
-                let report = try await measure(
-                    context: context, client: client, writer: writer, processes: processes, topic: topic, started: started,
-                    logger: logger)
-                return report
-            } catch {
-                _ = await processes.stop(grace: .seconds(5))
-                throw error
+            try await HeldHorizon.around(holdXmin ? client : nil, logger: logger) {
+                try await startRelaysAndMeasure(context: context, client: client, topic: topic, started: started)
             }
+        }
+    }
+
+    private func startRelaysAndMeasure(context: LoadtestContext, client: PostgresClient, topic: String, started: Date) async throws -> RunReport {
+        let logger = context.logger
+        let writer = OutboxWriter(schema: context.schema)
+        let processes = RelayProcesses(
+            count: relays, arguments: ["--batch-size", "\(batchSize)"] + relayArguments,
+            environment: context.relayEnvironment(), logDirectory: context.directory, httpPortBase: httpPortBase)
+        Progress.line("starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
+        try processes.startAll()
+        do {
+            let report = try await measure(
+                context: context, client: client, writer: writer, processes: processes, topic: topic, started: started,
+                logger: logger)
+            return report
+        } catch {
+            _ = await processes.stop(grace: .seconds(5))
+            throw error
         }
     }
 
@@ -150,6 +159,12 @@ struct SteadyRun {
             var lastScrape = ContinuousClock.now - .seconds(1)
             var lastPrint = ContinuousClock.now
             var settleDeadline: ContinuousClock.Instant?
+            // Committed and not yet published (the relays' own counters, when scraped; else not yet
+            // consumed), once a second: a backlog that grows shows the relays falling behind.
+            // Counted here rather than in the outbox, whose count(*) would walk every dead row a
+            // held horizon keeps.
+            var backlog: [Int: Int] = [:]
+            var published: [Double] = Array(repeating: 0, count: relays)
             while true {
                 try await Task.sleep(for: .milliseconds(50))
                 let now = ContinuousClock.now
@@ -163,14 +178,19 @@ struct SteadyRun {
                 peakRSS = max(peakRSS, processes.residentKilobytes())
                 if now - lastScrape >= .seconds(1) {
                     lastScrape = now
-                    for (index, published) in processes.publishedTotals().enumerated() {
+                    for (index, total) in processes.publishedTotals().enumerated() {
                         // A relay that does not answer (killed, frozen) published nothing since the last sample.
-                        guard let value = published ?? shares[index].samples.last?.published else { continue }
+                        guard let value = total ?? shares[index].samples.last?.published else { continue }
                         shares[index].samples.append(.init(seconds: elapsed, published: value))
+                        published[index] = value
                     }
                 }
                 if now - lastPrint >= .seconds(1) {
                     lastPrint = now
+                    // The warm-up message counts among the published ones; a relay killed by a fault
+                    // takes its count with it, so chaos falls back to the consumer's view.
+                    let left = httpPortBase > 0 && faults.isEmpty ? Int(published.reduce(0, +)) : arrivals.uniqueCount
+                    backlog[Int(elapsed.rounded(.down))] = max(commits.count - (left - 1), 0)
                     Progress.line(String(format: "  %6.1fs  committed %d / %d, consumed %d", elapsed, commits.count, total, arrivals.uniqueCount - 1))
                 }
                 guard writersDone.value == writers, pending.isEmpty else { continue }
@@ -189,7 +209,8 @@ struct SteadyRun {
             let exitCodes = await processes.stop()
             var report = try await report(
                 context: context, client: client, topic: topic, started: started, t0: t0, commits: commits, arrivals: arrivals,
-                total: total, warmUp: warmUp, events: events, shares: shares, peakRSS: peakRSS, exitCodes: exitCodes)
+                total: total, warmUp: warmUp, events: events, shares: shares, peakRSS: peakRSS, exitCodes: exitCodes,
+                backlog: backlog)
             report.processCPU = processCPU
             return report
         }
@@ -212,7 +233,7 @@ struct SteadyRun {
     private func report(
         context: LoadtestContext, client: PostgresClient, topic: String, started: Date, t0: ContinuousClock.Instant,
         commits commitLog: CommitLog, arrivals: ArrivalLog, total: Int, warmUp: Int64, events: [RunReport.FaultEvent],
-        shares: [RunReport.RelayShare], peakRSS: Int, exitCodes: [Int32?]
+        shares: [RunReport.RelayShare], peakRSS: Int, exitCodes: [Int32?], backlog: [Int: Int]
     ) async throws -> RunReport {
         let commits = commitLog.commits
         let firstArrival = arrivals.firstArrival
@@ -244,7 +265,7 @@ struct SteadyRun {
             let summary = RunReport.LatencySummary(bin.latencies)
             return .init(
                 seconds: Double(second + 1), publishedPerSecond: Double(bin.consumed), enqueuedPerSecond: Double(bin.enqueued),
-                p50Milliseconds: summary?.p50, p99Milliseconds: summary?.p99, maxMilliseconds: summary?.max)
+                pending: backlog[second + 1], p50Milliseconds: summary?.p50, p99Milliseconds: summary?.p99, maxMilliseconds: summary?.max)
         }
         func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
         let latency = RunReport.LatencySummary(
@@ -268,11 +289,13 @@ struct SteadyRun {
             startedAt: started,
             parameters: .init(
                 rate: rate, durationSeconds: duration.seconds, relays: relays, payloadBytes: payloadBytes, keys: keys,
-                batchSize: batchSize, schema: context.schema.rawValue, topic: topic),
+                batchSize: batchSize, schema: context.schema.rawValue, topic: topic,
+                conditions: holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil),
             steady: .init(
                 enqueued: commits.count, achievedRate: Double(commits.count) / max((lastCommit - t0).seconds, 1e-3),
                 maxScheduleLagMilliseconds: commitLog.maxLag.seconds * 1000, latency: latency, percentileCurve: curve,
-                commitToProduce: RunReport.LatencySummary(toProduce), produceToConsume: RunReport.LatencySummary(toConsume)),
+                commitToProduce: RunReport.LatencySummary(toProduce), produceToConsume: RunReport.LatencySummary(toConsume),
+                maxBacklog: backlog.values.max()),
             relayPeakRSSMiB: Double(peakRSS) / 1024, relayExitCodes: exitCodes, ledger: ledger, timeline: timeline,
             relayShares: httpPortBase > 0 ? shares : [], faults: events)
         report.targets = targets(report, total: total)
