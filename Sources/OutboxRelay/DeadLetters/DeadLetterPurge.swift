@@ -16,6 +16,9 @@ public struct DeadLetterPurgeRequest: Sendable {
     /// Only report what would be purged (an audit row with `dry_run = true` is still written).
     public var dryRun: Bool
     public var actor: String
+    /// The audit id of the dry run this purge confirms (the console's second step): the purge is
+    /// refused unless that dry run had the same action, actor and selection and is recent.
+    public var confirming: Int64? = nil
 
     public init(filter: DeadLetterFilter, limit: Int? = nil, batchSize: Int = 500, dryRun: Bool = false, actor: String) {
         self.filter = filter

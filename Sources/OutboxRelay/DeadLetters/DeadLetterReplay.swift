@@ -17,6 +17,9 @@ public struct DeadLetterReplayRequest: Sendable {
     public var dryRun: Bool
     /// Who is replaying, for the audit trail (e.g. `alice@ops-host`).
     public var actor: String
+    /// The audit id of the dry run this replay confirms (the console's second step): the replay is
+    /// refused unless that dry run had the same action, actor and selection and is recent.
+    public var confirming: Int64? = nil
 
     public init(
         filter: DeadLetterFilter, toTopic: String? = nil, limit: Int? = nil, batchSize: Int = 500,

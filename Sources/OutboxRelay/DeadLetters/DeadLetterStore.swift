@@ -45,10 +45,13 @@ public struct DeadLetterStore: Sendable {
 
     // MARK: Reading
 
-    /// The first `limit` dead letters matching `filter`, oldest id first, and whether more match.
-    public func list(_ filter: DeadLetterFilter, limit: Int, logger: Logger) async throws -> (rows: [DeadLetterSummary], more: Bool) {
+    /// The first `limit` dead letters matching `filter` with ids above `after`, oldest id first,
+    /// and whether more match (a page; the next one starts after the last id of this one).
+    public func list(_ filter: DeadLetterFilter, limit: Int, after: Int64 = 0, logger: Logger) async throws -> (
+        rows: [DeadLetterSummary], more: Bool
+    ) {
         try await requireSchema(logger: logger)
-        let rows = try await summaries(filter, limit: limit + 1, logger: logger)
+        let rows = try await summaries(filter, limit: limit + 1, after: after, logger: logger)
         return (Array(rows.prefix(limit)), rows.count > limit)
     }
 
@@ -135,6 +138,51 @@ public struct DeadLetterStore: Sendable {
         return entries
     }
 
+    /// One audit row, or nil when there is none with that id.
+    public func auditEntry(id: Int64, logger: Logger) async throws -> DeadLetterAuditEntry? {
+        try await requireSchema(logger: logger)
+        var binds = PostgresBindings()
+        binds.append(id)
+        let rows = try await client.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT id, at, actor, action, count, dry_run, filter::text FROM \(s).dlq_audit WHERE id = $1",
+                binds: binds), logger: logger)
+        for try await (id, at, actor, action, count, dryRun, filter) in rows.decode((Int64, Date, String, String, Int32, Bool, String).self) {
+            return DeadLetterAuditEntry(id: id, at: at, actor: actor, action: action, count: count, dryRun: dryRun, filterJSON: filter)
+        }
+        return nil
+    }
+
+    /// Refuses a change that names the dry run it confirms (`confirming`) unless that dry run was
+    /// of the same action, by the same actor, with the same selection, and recent: what the
+    /// operator saw is what gets changed. The console's confirm step goes through here.
+    private func checkConfirmation(
+        _ auditID: Int64, action: String, actor: String, filterJSON: String, logger: Logger
+    ) async throws {
+        guard let entry = try await auditEntry(id: auditID, logger: logger) else {
+            throw DeadLetterStoreError.confirmationMismatch(auditID: auditID, problem: "there is no such audit row")
+        }
+        let problem: String? =
+            if !entry.dryRun { "it is not a dry run" }
+            else if entry.action != action { "it was a dry run of \(entry.action), not \(action)" }
+            else if entry.actor != actor { "it was made by \(entry.actor), not \(actor)" }
+            else if try !Self.sameJSON(entry.filterJSON, filterJSON) { "its selection differs from this one" }
+            else if entry.at < Date().addingTimeInterval(-Self.confirmationWindow) { "it is older than \(Int(Self.confirmationWindow / 60)) minutes" }
+            else { nil }
+        if let problem { throw DeadLetterStoreError.confirmationMismatch(auditID: auditID, problem: problem) }
+    }
+
+    /// How long a dry run can be confirmed.
+    public static let confirmationWindow: TimeInterval = 15 * 60
+
+    private static func sameJSON(_ a: String, _ b: String) throws -> Bool {
+        func object(_ text: String) throws -> NSDictionary? {
+            try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary
+        }
+        guard let left = try object(a), let right = try object(b) else { return false }
+        return left.isEqual(right)
+    }
+
     // MARK: Replay
 
     /// Moves the selected dead letters back into the outbox (see the type's documentation for the
@@ -155,6 +203,9 @@ public struct DeadLetterStore: Sendable {
         if let limit = request.limit { extra["limit"] = limit }
         let filterJSON = try Self.auditJSON(filter, extra: extra)
 
+        if let confirming = request.confirming, !request.dryRun {
+            try await checkConfirmation(confirming, action: "replay", actor: request.actor, filterJSON: filterJSON, logger: logger)
+        }
         if request.dryRun {
             let count = try await matchCount(filter, limit: request.limit, logger: logger)
             let sample = try await summaries(filter, limit: min(request.limit ?? Self.dryRunSampleSize, Self.dryRunSampleSize), logger: logger)
@@ -265,6 +316,9 @@ public struct DeadLetterStore: Sendable {
         var extra: [String: Any] = [:]
         if let limit = request.limit { extra["limit"] = limit }
         let filterJSON = try Self.auditJSON(request.filter, extra: extra)
+        if let confirming = request.confirming, !request.dryRun {
+            try await checkConfirmation(confirming, action: "purge", actor: request.actor, filterJSON: filterJSON, logger: logger)
+        }
         if request.dryRun {
             let count = try await matchCount(request.filter, limit: request.limit, logger: logger)
             let sample = try await summaries(
@@ -323,16 +377,17 @@ public struct DeadLetterStore: Sendable {
         }
     }
 
-    private func summaries(_ filter: DeadLetterFilter, limit: Int, logger: Logger) async throws -> [DeadLetterSummary] {
+    private func summaries(_ filter: DeadLetterFilter, limit: Int, after: Int64 = 0, logger: Logger) async throws -> [DeadLetterSummary] {
         var binds = PostgresBindings()
         binds.append(limit)
+        binds.append(after)
         let condition = filter.condition(binds: &binds)
         let rows = try await client.query(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT \(Self.summaryColumns)
                     FROM \(s).dead_letters d
-                    WHERE \(condition)
+                    WHERE d.id > $2 AND \(condition)
                     ORDER BY d.id
                     LIMIT $1
                     """, binds: binds), logger: logger)

@@ -4,6 +4,8 @@ public enum DeadLetterStoreError: Error, CustomStringConvertible, Equatable {
     case schemaTooOld(schema: String, version: Int, needed: Int)
     /// `dlq show` for an id that is not in the dead-letter table.
     case notFound(id: Int64, schema: String)
+    /// A replay or purge named a dry run to confirm that does not match it.
+    case confirmationMismatch(auditID: Int64, problem: String)
 
     public var description: String {
         switch self {
@@ -13,6 +15,8 @@ public enum DeadLetterStoreError: Error, CustomStringConvertible, Equatable {
             return "schema \(schema) is at version \(version), but dead-letter commands need version \(needed) (the dlq_audit table): run `outbox-relay migrate`"
         case .notFound(let id, let schema):
             return "no dead letter with id \(id) in schema \(schema); `outbox-relay dlq list --status all` shows the ids"
+        case .confirmationMismatch(let auditID, let problem):
+            return "nothing changed: this confirms dry run \(auditID), but \(problem); run the dry run again and confirm that one"
         }
     }
 }
