@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "OutboxRelay", targets: ["OutboxRelay"]),
         // The public wire contract consumers decode.
         .library(name: "OutboxEnvelope", targets: ["OutboxEnvelope"]),
+        // The operator console (`outbox-relay console`): fleet and dead letters in a browser.
+        .library(name: "OutboxConsole", targets: ["OutboxConsole"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .executable(name: "outbox-loadtest", targets: ["outbox-loadtest"]),
     ],
@@ -68,10 +70,22 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
+        .target(
+            name: "OutboxConsole",
+            dependencies: [
+                "OutboxRelay",
+                "Outbox",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "outbox-relay",
             dependencies: [
                 "OutboxRelay",
+                "OutboxConsole",
                 "Outbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxRelayTests",
-            dependencies: ["OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka"]
+            dependencies: ["OutboxRelay", "OutboxConsole", "Outbox", "OutboxEnvelope", "CRdKafka"]
         ),
         // Helpers the integration tests and the load test share (not a product): the fault proxy,
         // child processes, the HTTP scrape, the ledger.
@@ -112,7 +126,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "OutboxRelay", "Outbox", "OutboxEnvelope", "CRdKafka", "CRdKafkaMock", "OutboxTestSupport",
+                "OutboxRelay", "OutboxConsole", "Outbox", "OutboxEnvelope", "CRdKafka", "CRdKafkaMock", "OutboxTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -14,7 +14,7 @@ struct OutboxRelayCommand: AsyncParsableCommand {
         version: RelayVersion.current,
         subcommands: [
             MigrateCommand.self, RunCommand.self, EnqueueCommand.self, StatusCommand.self, PeekCommand.self, DeadLetterCommand.self,
-            ConfigCommand.self,
+            ConfigCommand.self, ConsoleCommand.self,
         ]
     )
 }

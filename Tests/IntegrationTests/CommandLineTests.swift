@@ -29,6 +29,22 @@ import Testing
         }
     }
 
+    @Test func theConsoleRefusesANetworkAddressWithoutAStrongTokenAndNeverPrintsOne() async throws {
+        let cases: [([String], [String: String], String)] = [
+            (["console", "--listen", "0.0.0.0:9465"], ["OUTBOX_DATABASE_URL": database], "OUTBOX_CONSOLE_TOKEN"),
+            (["console"], ["OUTBOX_DATABASE_URL": database, "OUTBOX_CONSOLE_ADDRESS": "10.1.2.3:9465"], "not loopback"),
+            (["console", "--listen", "0.0.0.0:9465"], ["OUTBOX_DATABASE_URL": database, "OUTBOX_CONSOLE_TOKEN": "tiny-secret"], "shorter than 16"),
+            (["console", "--listen", "nowhere"], ["OUTBOX_DATABASE_URL": database], "--listen"),
+            (["console", "--refresh", "0s"], ["OUTBOX_DATABASE_URL": database], "--refresh"),
+        ]
+        for (arguments, settings, mention) in cases {
+            let result = try await ChildProcess.runRelay(arguments, environment: ChildProcess.environment(settings))
+            #expect(result.code == 2, "\(arguments) \(settings): \(result.stderr)")
+            #expect(result.stderr.contains(mention), "\(arguments): \(result.stderr)")
+            #expect(!result.stderr.contains("tiny-secret") && !result.stdout.contains("tiny-secret"), "the token is never printed")
+        }
+    }
+
     @Test func passwordsAreNeverPrinted() async throws {
         let secret = "Sup3r-S3cret-Pa55"
         for arguments in [["status"], ["migrate"], ["run"]] {

@@ -1,5 +1,6 @@
 import Foundation
 import Outbox
+import OutboxConsole
 import OutboxRelay
 import OutboxTestSupport
 import Testing
@@ -57,7 +58,9 @@ import Testing
         }
         #expect(used.count >= 8, "deploy/ uses too few settings to be a kit: \(used.keys.sorted())")
         for (name, files) in used.sorted(by: { $0.key < $1.key }) {
-            #expect(RelaySettings.knownNames.contains(name), "\(name) (in \(files.sorted())) is not a setting of outbox-relay")
+            #expect(
+                RelaySettings.knownNames.contains(name) || ConsoleSettings.environmentNames.contains(name),
+                "\(name) (in \(files.sorted())) is not a setting of outbox-relay")
         }
     }
 
