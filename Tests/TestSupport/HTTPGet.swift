@@ -23,6 +23,13 @@ public enum HTTPGet {
 
     /// GET `path` from 127.0.0.1:`port`, waiting at most `timeout` for each socket call.
     public static func get(port: Int, path: String, timeout: Duration = .seconds(5)) throws -> Response {
+        try request(port: port, method: "GET", path: path, timeout: timeout)
+    }
+
+    /// One request with an optional JSON body (the WebDriver tests talk to chromedriver with it).
+    public static func request(
+        port: Int, method: String, path: String, json body: String? = nil, timeout: Duration = .seconds(5)
+    ) throws -> Response {
         let fd = socket(AF_INET, streamSocket, 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(fd) }
@@ -35,7 +42,9 @@ public enum HTTPGet {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw Failure(description: "connect to port \(port): errno \(errno)") }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        if let body { head += "Content-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n" }
+        let request = Array((head + "\r\n" + (body ?? "")).utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
             throw Failure(description: "send: errno \(errno)")
         }
@@ -46,6 +55,8 @@ public enum HTTPGet {
             if count == 0 { break }
             guard count > 0 else { throw Failure(description: "recv: errno \(errno)") }
             received += chunk[0..<count]
+            // Some servers (chromedriver) keep the connection open: stop at Content-Length.
+            if let expected = Self.completeLength(received), received.count >= expected { break }
         }
         let text = String(decoding: received, as: UTF8.self)
         guard let headerEnd = text.range(of: "\r\n\r\n") else { throw Failure(description: "no HTTP header in \(text.prefix(200))") }
@@ -54,7 +65,36 @@ public enum HTTPGet {
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else {
             throw Failure(description: "bad status line \(statusLine)")
         }
-        return Response(status: status, body: String(text[headerEnd.upperBound...]))
+        let headers = text[..<headerEnd.lowerBound].lowercased()
+        let rest = String(text[headerEnd.upperBound...])
+        return Response(status: status, body: headers.contains("transfer-encoding: chunked") ? dechunk(rest) : rest)
+    }
+
+    /// Header plus body length, once the header is in and names a Content-Length.
+    static func completeLength(_ received: [UInt8]) -> Int? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard received.count >= 4,
+            let end = (0...(received.count - 4)).first(where: { Array(received[$0..<$0 + 4]) == separator })
+        else { return nil }
+        let header = String(decoding: received[..<end], as: UTF8.self).lowercased()
+        for line in header.split(separator: "\r\n") where line.hasPrefix("content-length:") {
+            if let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) { return end + 4 + length }
+        }
+        return nil
+    }
+
+    /// The body of a `Transfer-Encoding: chunked` answer.
+    static func dechunk(_ text: String) -> String {
+        var bytes = Substring(text)
+        var out = ""
+        while let lineEnd = bytes.range(of: "\r\n"), let size = Int(bytes[..<lineEnd.lowerBound].split(separator: ";")[0], radix: 16), size > 0 {
+            let start = lineEnd.upperBound
+            let utf8 = bytes[start...].utf8
+            let end = utf8.index(utf8.startIndex, offsetBy: min(size, utf8.count))
+            out += String(bytes[start..<end])
+            bytes = bytes[end...].dropFirst(2)
+        }
+        return out
     }
 
     /// A port that was free a moment ago (bound to port 0, then closed): good enough for tests.
