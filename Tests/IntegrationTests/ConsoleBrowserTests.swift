@@ -62,12 +62,7 @@ import Glibc
                 #expect(try browser.text(try browser.element("#payload")).contains("3c 73 63 72 69 70 74"))
 
                 // A POST from the page without the CSRF token: refused, nothing changes.
-                let forged = try browser.run(
-                    """
-                    var x = new XMLHttpRequest(); x.open('POST', '/dead-letters/purge', false);
-                    x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); x.send('actor=mallory');
-                    return x.status;
-                    """) as? Int
+                let forged = try Self.postFromPage(browser, "/dead-letters/purge", "actor=mallory")
                 #expect(forged == 403)
 
                 // Replay: dry run, then confirm, with a name for the audit trail.
@@ -116,12 +111,7 @@ import Glibc
                 try await browser.wait("the list") { try browser.elements("main table tbody tr").count == 100 }
                 #expect(try browser.elements("form[method=post]").isEmpty, "read-only: no replay or purge form")
                 #expect(try browser.text(try browser.element("header")).contains("read-only"))
-                let refused = try browser.run(
-                    """
-                    var x = new XMLHttpRequest(); x.open('POST', '/dead-letters/purge', false);
-                    x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); x.send('actor=ops');
-                    return x.status;
-                    """) as? Int
+                let refused = try Self.postFromPage(browser, "/dead-letters/purge", "actor=ops")
                 #expect(refused == 403)
                 // Load times with 10,000 dead letters (observed, not asserted).
                 var timings: [String] = []
@@ -142,12 +132,7 @@ import Glibc
                 try await browser.wait("the login page") { try browser.currentURL.hasSuffix("/login") }
                 #expect(try browser.elements("main table").isEmpty, "nothing shown before signing in")
                 // A POST without the token changes nothing.
-                _ = try browser.run(
-                    """
-                    var x = new XMLHttpRequest(); x.open('POST', '/dead-letters/purge', false);
-                    x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); x.send('actor=mallory&status=all');
-                    return x.status;
-                    """)
+                _ = try Self.postFromPage(browser, "/dead-letters/purge", "actor=mallory&status=all")
                 try browser.type(try browser.element("input[name=token]"), "wrong-token")
                 try browser.click(try browser.element("main button"))
                 try await browser.wait("the refusal") { try browser.text(try browser.element("main")).contains("not the console's token") }
@@ -165,6 +150,17 @@ import Glibc
     }
 
     // MARK: Harness
+
+    /// A form POST sent by script from the current page (same origin, its cookies, no CSRF
+    /// token): what a forged or careless request looks like. Returns the final HTTP status.
+    static func postFromPage(_ browser: WebDriver, _ path: String, _ body: String) throws -> Int? {
+        try browser.run(
+            """
+            var x = new XMLHttpRequest(); x.open('POST', '\(path)', false);
+            x.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); x.send('\(body)');
+            return x.status;
+            """) as? Int
+    }
 
     /// Runs the real `outbox-relay console` against the fixture's schema on a free loopback port.
     static func withConsole(

@@ -124,33 +124,30 @@ public struct DeadLetterStore: Sendable {
 
     /// The audit trail, newest first.
     public func audit(limit: Int, logger: Logger) async throws -> [DeadLetterAuditEntry] {
-        try await requireSchema(logger: logger)
         var binds = PostgresBindings()
         binds.append(limit)
+        return try await auditEntries("ORDER BY id DESC LIMIT $1", binds, logger: logger)
+    }
+
+    /// One audit row, or nil when there is none with that id.
+    public func auditEntry(id: Int64, logger: Logger) async throws -> DeadLetterAuditEntry? {
+        var binds = PostgresBindings()
+        binds.append(id)
+        return try await auditEntries("WHERE id = $1", binds, logger: logger).first
+    }
+
+    /// Audit rows selected by `clause` (fixed text; values only in `binds`).
+    private func auditEntries(_ clause: String, _ binds: PostgresBindings, logger: Logger) async throws -> [DeadLetterAuditEntry] {
+        try await requireSchema(logger: logger)
         let rows = try await client.query(
             PostgresQuery(
-                unsafeSQL: "SELECT id, at, actor, action, count, dry_run, filter::text FROM \(s).dlq_audit ORDER BY id DESC LIMIT $1",
-                binds: binds), logger: logger)
+                unsafeSQL: "SELECT id, at, actor, action, count, dry_run, filter::text FROM \(s).dlq_audit \(clause)", binds: binds),
+            logger: logger)
         var entries: [DeadLetterAuditEntry] = []
         for try await (id, at, actor, action, count, dryRun, filter) in rows.decode((Int64, Date, String, String, Int32, Bool, String).self) {
             entries.append(DeadLetterAuditEntry(id: id, at: at, actor: actor, action: action, count: count, dryRun: dryRun, filterJSON: filter))
         }
         return entries
-    }
-
-    /// One audit row, or nil when there is none with that id.
-    public func auditEntry(id: Int64, logger: Logger) async throws -> DeadLetterAuditEntry? {
-        try await requireSchema(logger: logger)
-        var binds = PostgresBindings()
-        binds.append(id)
-        let rows = try await client.query(
-            PostgresQuery(
-                unsafeSQL: "SELECT id, at, actor, action, count, dry_run, filter::text FROM \(s).dlq_audit WHERE id = $1",
-                binds: binds), logger: logger)
-        for try await (id, at, actor, action, count, dryRun, filter) in rows.decode((Int64, Date, String, String, Int32, Bool, String).self) {
-            return DeadLetterAuditEntry(id: id, at: at, actor: actor, action: action, count: count, dryRun: dryRun, filterJSON: filter)
-        }
-        return nil
     }
 
     /// Refuses a change that names the dry run it confirms (`confirming`) unless that dry run was
