@@ -18,11 +18,9 @@ struct ConsoleAccess: Sendable {
     let token: String?
     let csrfToken: String
     let sessionSecret: String
-    let port: Int
 
-    init(token: String?, port: Int) {
+    init(token: String?) {
         self.token = token
-        self.port = port
         csrfToken = Self.randomHex(bytes: 32)
         sessionSecret = Self.randomHex(bytes: 32)
     }

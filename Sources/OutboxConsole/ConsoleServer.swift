@@ -26,7 +26,7 @@ public struct ConsoleServer: Service {
         self.schema = schema
         self.settings = settings
         self.logger = logger
-        access = ConsoleAccess(token: settings.token, port: settings.address.port)
+        access = ConsoleAccess(token: settings.token)
     }
 
     public func run() async throws {
@@ -65,8 +65,7 @@ public struct ConsoleServer: Service {
         binds.append(schema.rawValue)
         let rows = try await client.query(
             PostgresQuery(
-                unsafeSQL: "SELECT coalesce((SELECT n_tup_del FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'messages'), 0)",
-                binds: binds), logger: logger)
+                unsafeSQL: "SELECT \(FleetSnapshot.rowsLeftOutboxSQL)", binds: binds), logger: logger)
         for try await total in rows.decode(Int64.self) { throughput.record(total: total, at: Date()) }
     }
 
@@ -238,7 +237,7 @@ public struct ConsoleServer: Service {
             let html = try await body()
             return ConsolePages.page(
                 title, chrome, active: active, body: html,
-                refreshMilliseconds: refresh ? Int(settings.refreshInterval.wholeMilliseconds) : nil)
+                refreshMilliseconds: refresh ? Int(settings.refreshInterval.milliseconds) : nil)
         } catch {
             return ConsolePages.errorPage(describe(error), chrome, status: status(for: error))
         }

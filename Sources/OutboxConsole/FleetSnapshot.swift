@@ -55,13 +55,18 @@ public struct FleetSnapshot: Sendable, Codable {
 
     public var pending: Int64 { topics.reduce(0) { $0 + $1.pending } }
 
+    /// How many rows have left `$1`.messages since the statistics were reset (published or
+    /// dead-lettered): PostgreSQL's own delete counter, so no relay writes anything for it.
+    static let rowsLeftOutboxSQL =
+        "coalesce((SELECT n_tup_del FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'messages'), 0)"
+
     /// Reads a snapshot; `leaseTTL` decides which heartbeats count as alive.
     public static func read(client: PostgresClient, schema: SchemaName, leaseTTL: Duration, logger: Logger) async throws -> FleetSnapshot {
         let s = schema.rawValue
         return try await client.withTransaction(logger: logger) { connection in
             _ = try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             var binds = PostgresBindings()
-            binds.append(leaseTTL.wholeMilliseconds)
+            binds.append(leaseTTL.milliseconds)
             var relays: [Relay] = []
             let relayRows = try await connection.query(
                 PostgresQuery(
@@ -110,10 +115,8 @@ public struct FleetSnapshot: Sendable, Codable {
             totals.append(s)
             let counts = try await connection.query(
                 PostgresQuery(
-                    unsafeSQL: """
-                        SELECT (SELECT count(*) FROM \(s).dead_letters WHERE status = 'dead'),
-                               coalesce((SELECT n_tup_del FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'messages'), 0)
-                        """, binds: totals), logger: logger)
+                    unsafeSQL: "SELECT (SELECT count(*) FROM \(s).dead_letters WHERE status = 'dead'), \(rowsLeftOutboxSQL)", binds: totals),
+                logger: logger)
             var dead: Int64 = 0, left: Int64 = 0
             for try await (d, l) in counts.decode((Int64, Int64).self) { (dead, left) = (d, l) }
             return FleetSnapshot(

@@ -39,30 +39,25 @@ struct ConsoleCommand: AsyncParsableCommand {
             CommandFailure.report("\(error)")
             throw ExitCode(2)
         }
+        let schema = settings.relay.schema
         do {
-            try await DatabaseProbe.check(settings.database, logger: logger)
-        } catch {
+            // The pool (and its start-up probe of the database) as every one-shot command has it;
+            // the console's service group ends on SIGTERM/SIGINT, and the pool with it.
+            try await withPostgresClient(settings, logger: logger) { client in
+                let server = ConsoleServer(client: client, schema: schema, settings: console, logger: logger)
+                logger.notice(
+                    "console serving",
+                    metadata: [
+                        "address": "http://\(console.address)/", "schema": "\(schema.rawValue)",
+                        "token": "\(console.token == nil ? "none (loopback only)" : "required")", "read_only": "\(console.readOnly)",
+                    ])
+                try await ServiceGroup(
+                    configuration: ServiceGroupConfiguration(
+                        services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                ).run()
+            }
+        } catch let error as PSQLError {
             throw CommandFailure.exit(error, settings: settings)
-        }
-        var poolLogger = logger
-        poolLogger.logLevel = .error
-        let client = PostgresClient(configuration: settings.database.clientConfiguration(), backgroundLogger: poolLogger)
-        let server = ConsoleServer(client: client, schema: settings.relay.schema, settings: console, logger: logger)
-        logger.notice(
-            "console serving",
-            metadata: [
-                "address": "http://\(console.address)/", "schema": "\(settings.relay.schema.rawValue)",
-                "token": "\(console.token == nil ? "none (loopback only)" : "required")", "read_only": "\(console.readOnly)",
-            ])
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: client),
-                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
         } catch {
             CommandFailure.report(
                 "the console stopped: \(CommandFailure.describe(error, settings: settings)) (is \(console.address) already in use? pass --listen)")

@@ -25,15 +25,15 @@ struct ConsoleUnitTests {
 
     @Test func theConsoleRefusesToListenBeyondLoopbackWithoutAStrongToken() throws {
         #expect(throws: Never.self) { try ConsoleSettings().validate() }
-        #expect(throws: Never.self) { try ConsoleSettings(address: HTTPAddress(host: "::1", port: 9465)).validate() }
+        #expect(throws: Never.self) { try ConsoleSettings(address: HTTPAddress(host: "::1")).validate() }
         #expect(throws: ConsoleSettingsError.tokenRequired(address: "0.0.0.0:9465")) {
-            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0", port: 9465)).validate()
+            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0")).validate()
         }
         #expect(throws: ConsoleSettingsError.weakToken(minimum: 16)) {
-            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0", port: 9465), token: "short").validate()
+            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0"), token: "short").validate()
         }
         #expect(throws: Never.self) {
-            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0", port: 9465), token: String(repeating: "k", count: 32)).validate()
+            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0"), token: String(repeating: "k", count: 32)).validate()
         }
         #expect(ConsoleSettings.isLoopback(host: "127.0.0.2"))
         #expect(!ConsoleSettings.isLoopback(host: "127.0.0.1.example.com"))
@@ -44,7 +44,7 @@ struct ConsoleUnitTests {
     }
 
     @Test func withoutATokenOnlyRequestsAddressedToLoopbackAreAnswered() {
-        let access = ConsoleAccess(token: nil, port: 9465)
+        let access = ConsoleAccess(token: nil)
         func request(authority: String) -> Request {
             Request(head: HTTPRequest(method: .get, scheme: "http", authority: authority, path: "/"), body: RequestBody(buffer: ByteBuffer()))
         }
@@ -52,7 +52,7 @@ struct ConsoleUnitTests {
         #expect(access.acceptsHost(request(authority: "localhost:9465")))
         #expect(access.acceptsHost(request(authority: "[::1]:9465")))
         #expect(!access.acceptsHost(request(authority: "attacker.example:9465")), "DNS rebinding")
-        let withToken = ConsoleAccess(token: String(repeating: "t", count: 20), port: 9465)
+        let withToken = ConsoleAccess(token: String(repeating: "t", count: 20))
         #expect(withToken.acceptsHost(request(authority: "console.internal:9465")))
         #expect(!withToken.isAuthenticated(request(authority: "console.internal:9465")))
     }
@@ -62,7 +62,7 @@ struct ConsoleUnitTests {
         #expect(!ConsoleAccess.constantTimeEqual("abc", "abd"))
         #expect(!ConsoleAccess.constantTimeEqual("abc", "abcd"))
         let token = String(repeating: "s", count: 24)
-        let access = ConsoleAccess(token: token, port: 9465)
+        let access = ConsoleAccess(token: token)
         #expect(!access.sessionCookieHeader.contains(token))
         #expect(access.csrfToken.count == 64 && access.csrfToken != access.sessionSecret)
     }

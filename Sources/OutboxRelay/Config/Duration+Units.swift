@@ -1,6 +1,6 @@
 extension Duration {
     /// Whole milliseconds (truncated), for SQL intervals and librdkafka settings and timeouts.
-    @_spi(Benchmark) public var milliseconds: Int64 {
+    package var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }

@@ -14,7 +14,7 @@ struct EnvelopeBuilder: Sendable {
     /// publishing a lane it lost. Not part of the envelope: two copies of one message are
     /// byte-identical envelopes whoever publishes them.
     var publisher: String? = nil {
-        didSet { publisherHeader = publisher.map { KafkaHeader(name: "outbox-relay", value: Array($0.utf8)) } }
+        didSet { publisherHeader = Self.publisherHeader(publisher) }
     }
     /// The `outbox-relay` header's bytes, made once rather than for every record.
     private var publisherHeader: KafkaHeader?
@@ -24,7 +24,11 @@ struct EnvelopeBuilder: Sendable {
         self.source = source
         self.maximumMessageBytes = maximumMessageBytes
         self.publisher = publisher
-        publisherHeader = publisher.map { KafkaHeader(name: "outbox-relay", value: Array($0.utf8)) }
+        publisherHeader = Self.publisherHeader(publisher)
+    }
+
+    private static func publisherHeader(_ publisher: String?) -> KafkaHeader? {
+        publisher.map { KafkaHeader(name: "outbox-relay", value: Array($0.utf8)) }
     }
 
     /// Either the record to produce, or why the message can never be produced.
