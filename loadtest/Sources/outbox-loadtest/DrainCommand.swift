@@ -198,7 +198,7 @@ struct DrainCommand: AsyncParsableCommand {
     private var conditions: String? {
         let parts = [
             naive ? "reference: \(relays) naive SKIP LOCKED loop(s) in the load test, not outbox-relay" : nil,
-            holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil,
+            holdXmin ? HeldHorizon.condition : nil,
             deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil,
             heldKeyRows > 0 ? "\(heldKeyRows) rows of one key held behind a retry" : nil,
             analyze ? nil : "no ANALYZE after the seed",

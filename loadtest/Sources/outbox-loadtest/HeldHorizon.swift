@@ -8,6 +8,9 @@ import PostgresNIO
 /// A `REPEATABLE READ` transaction that has run one query keeps its snapshot (and so the horizon)
 /// until it ends. It takes no transaction id: it holds back vacuum, not other transactions.
 enum HeldHorizon {
+    /// How a report names the condition.
+    static let condition = "xmin horizon held (REPEATABLE READ transaction open)"
+
     /// Runs `body` with the horizon held on a connection of `client` (nil: just runs `body`).
     static func around<T>(_ client: PostgresClient?, logger: Logger, _ body: () async throws -> T) async throws -> T {
         guard let client else { return try await body() }

@@ -190,7 +190,7 @@ struct RunReport: Codable {
             if let a = s.commitToProduce, let b = s.produceToConsume {
                 row("split at the broker", String(format: "commit → produce p50 %.0f ms, p99 %.0f ms; produce → consume p50 %.0f ms, p99 %.0f ms (record CreateTime, 1 ms resolution)", a.p50, a.p99, b.p50, b.p99))
             }
-            if let backlog = s.maxBacklog { row("backlog", "at most \(backlog) messages committed and not yet published (the relays' counters; sampled once a second)") }
+            if let backlog = s.maxBacklog { row("backlog", "at most \(backlog) messages committed and not yet published (sampled once a second)") }
         }
         if !processCPU.isEmpty {
             let total = processCPU.reduce(0) { $0 + $1.perThousandMessages }

@@ -164,7 +164,6 @@ struct SteadyRun {
             // Counted here rather than in the outbox, whose count(*) would walk every dead row a
             // held horizon keeps.
             var backlog: [Int: Int] = [:]
-            var published: [Double] = Array(repeating: 0, count: relays)
             while true {
                 try await Task.sleep(for: .milliseconds(50))
                 let now = ContinuousClock.now
@@ -182,14 +181,14 @@ struct SteadyRun {
                         // A relay that does not answer (killed, frozen) published nothing since the last sample.
                         guard let value = total ?? shares[index].samples.last?.published else { continue }
                         shares[index].samples.append(.init(seconds: elapsed, published: value))
-                        published[index] = value
                     }
                 }
                 if now - lastPrint >= .seconds(1) {
                     lastPrint = now
                     // The warm-up message counts among the published ones; a relay killed by a fault
                     // takes its count with it, so chaos falls back to the consumer's view.
-                    let left = httpPortBase > 0 && faults.isEmpty ? Int(published.reduce(0, +)) : arrivals.uniqueCount
+                    let published = shares.reduce(0) { $0 + ($1.samples.last?.published ?? 0) }
+                    let left = httpPortBase > 0 && faults.isEmpty ? Int(published) : arrivals.uniqueCount
                     backlog[Int(elapsed.rounded(.down))] = max(commits.count - (left - 1), 0)
                     Progress.line(String(format: "  %6.1fs  committed %d / %d, consumed %d", elapsed, commits.count, total, arrivals.uniqueCount - 1))
                 }
@@ -290,7 +289,7 @@ struct SteadyRun {
             parameters: .init(
                 rate: rate, durationSeconds: duration.seconds, relays: relays, payloadBytes: payloadBytes, keys: keys,
                 batchSize: batchSize, schema: context.schema.rawValue, topic: topic,
-                conditions: holdXmin ? "xmin horizon held (REPEATABLE READ transaction open)" : nil),
+                conditions: holdXmin ? HeldHorizon.condition : nil),
             steady: .init(
                 enqueued: commits.count, achievedRate: Double(commits.count) / max((lastCommit - t0).seconds, 1e-3),
                 maxScheduleLagMilliseconds: commitLog.maxLag.seconds * 1000, latency: latency, percentileCurve: curve,
