@@ -25,15 +25,15 @@ struct ConsoleUnitTests {
 
     @Test func theConsoleRefusesToListenBeyondLoopbackWithoutAStrongToken() throws {
         #expect(throws: Never.self) { try ConsoleSettings().validate() }
-        #expect(throws: Never.self) { try ConsoleSettings(address: HTTPAddress(host: "::1")).validate() }
+        #expect(throws: Never.self) { try ConsoleSettings(address: HTTPAddress(host: "::1", port: 9465)).validate() }
         #expect(throws: ConsoleSettingsError.tokenRequired(address: "0.0.0.0:9465")) {
-            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0")).validate()
+            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0", port: 9465)).validate()
         }
         #expect(throws: ConsoleSettingsError.weakToken(minimum: 16)) {
-            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0"), token: "short").validate()
+            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0", port: 9465), token: "short").validate()
         }
         #expect(throws: Never.self) {
-            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0"), token: String(repeating: "k", count: 32)).validate()
+            try ConsoleSettings(address: HTTPAddress(host: "0.0.0.0", port: 9465), token: String(repeating: "k", count: 32)).validate()
         }
         #expect(ConsoleSettings.isLoopback(host: "127.0.0.2"))
         #expect(!ConsoleSettings.isLoopback(host: "127.0.0.1.example.com"))
