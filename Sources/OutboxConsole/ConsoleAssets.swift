@@ -35,6 +35,9 @@ enum ConsoleAssets {
         header nav a { color: var(--accent); text-decoration: none; padding: .15rem .2rem; }
         header nav a[aria-current] { font-weight: 600; border-bottom: 2px solid var(--accent); }
         a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #f0a500; outline-offset: 2px; }
+        a.skip { position: absolute; left: -999px; top: .4rem; background: #fff; padding: .3rem .6rem; border: 1px solid var(--line); z-index: 1; }
+        a.skip:focus { left: .6rem; }
+        main:focus { outline: none; }
         .schema { color: var(--muted); }
         .badge { background: #eef1f6; border: 1px solid var(--line); border-radius: 3px; padding: 0 .4rem; font-size: 13px; }
         main { padding: 1rem 1.2rem 3rem; max-width: 1400px; }

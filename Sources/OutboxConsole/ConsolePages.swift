@@ -17,6 +17,8 @@ enum ConsolePages {
         html.append(trusted: "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
         html.append(HTML.element("title", text: "\(title) · outbox-relay console · \(chrome.schema)"))
         html.append(trusted: "<link rel=\"stylesheet\" href=\"/assets/console.css\"><script src=\"/assets/console.js\" defer></script></head><body>")
+        // The first tab stop: past the header's links straight to the page's own content.
+        html.append(HTML.element("a", ["class": "skip", "href": "#main"], text: "Skip to the content"))
         var nav = HTML()
         for (path, label) in [("/", "Fleet"), ("/dead-letters", "Dead letters"), ("/dead-letters/stats", "Stats"), ("/audit", "Audit trail")] {
             nav.append(HTML.element("a", path == active ? ["href": path, "aria-current": "page"] : ["href": path], text: label))
@@ -25,7 +27,7 @@ enum ConsolePages {
         header.append(HTML.element("nav", [:], nav))
         if chrome.readOnly { header.append(HTML.element("span", ["class": "badge"], text: "read-only")) }
         html.append(HTML.element("header", [:], header))
-        var mainAttributes: [(String, String)] = [("id", "main")]
+        var mainAttributes: [(String, String)] = [("id", "main"), ("tabindex", "-1")]
         if let refreshMilliseconds { mainAttributes += [("data-refresh", "\(refreshMilliseconds)"), ("data-fragment", "/fleet/fragment")] }
         html.append(trusted: "<main\(mainAttributes.map { " \($0.0)=\"\(HTML.escape($0.1))\"" }.joined())>")
         html.append(body)

@@ -13,10 +13,12 @@ enum FleetPage {
         summary += "; \(fleet.pending) pending, \(fleet.deadLetters) dead letter(s). Read at \(ConsolePages.time(fleet.readAt))."
         html.append(HTML.element("p", ["class": "summary", "id": "fleet-summary"], text: summary))
         if fleet.lanes.count - held > 0 && alive > 0 {
+            let unheld = fleet.lanes.filter { $0.state != "held" }.map { "\($0.lane)" }
+            let listed = unheld.prefix(32).joined(separator: ", ") + (unheld.count > 32 ? ", …" : "")
             html.append(
                 HTML.element(
                     "p", ["class": "warning", "role": "status"],
-                    text: "\(fleet.lanes.count - held) lane(s) have no live lease: their messages wait until a relay claims them (within one renew interval while relays run)."))
+                    text: "\(unheld.count) lane(s) have no live lease (\(listed)): their messages wait until a relay claims them (within one renew interval while relays run)."))
         }
 
         html.append(HTML.element("h2", text: "Relays"))
@@ -30,7 +32,7 @@ enum FleetPage {
                         HTML.element("code", text: relay.id), .text(relay.host), .text("\(relay.pid)"), .text(relay.version),
                         .text(ConsolePages.time(relay.startedAt)), .text("\(ConsolePages.age(relay.heartbeatAgeSeconds)) ago"),
                         .text("\(relay.lanesHeld)"),
-                        HTML.element("span", ["class": relay.alive ? "ok" : "bad"], text: relay.state),
+                        HTML.element("span", ["class": relay.needsAttention ? "bad" : "ok"], text: relay.state),
                     ]
                 }))
         if fleet.relays.isEmpty { html.append(HTML.element("p", text: "No relay has registered in this schema.")) }
@@ -55,6 +57,30 @@ enum FleetPage {
         }
         html.append(HTML.element("ol", ["class": "lanes", "aria-label": "lanes by owner"], grid))
         html.append(HTML.element("p", ["class": "legend"], text: "Each square is a lane, coloured by the relay holding it (the swatches above); outlined: free; hatched: lease expired. Hover for the lease time left."))
+
+        html.append(HTML.element("h2", text: "Lanes waiting longest"))
+        let laneIndex = Dictionary(uniqueKeysWithValues: fleet.lanes.map { ($0.lane, $0) })
+        if fleet.oldestLanes.isEmpty {
+            html.append(HTML.element("p", text: "No lane has pending messages."))
+        } else {
+            html.append(
+                ConsolePages.table(
+                    ["lane", "held by", "pending", "oldest", "most attempts"],
+                    fleet.oldestLanes.map { backlog in
+                        let lease = laneIndex[backlog.lane]
+                        let holder: HTML =
+                            switch lease?.state {
+                            case "held": HTML.element("code", text: lease?.owner ?? "")
+                            case "expired": HTML.element("span", ["class": "bad"], text: "nobody: the lease of \(lease?.owner ?? "") expired")
+                            default: HTML.element("span", ["class": "bad"], text: "nobody (free)")
+                            }
+                        return [
+                            .text("\(backlog.lane)"), holder, .text("\(backlog.pending)"), .text(ConsolePages.age(backlog.oldestAgeSeconds)),
+                            .text("\(backlog.maxAttempts)"),
+                        ]
+                    },
+                    caption: "The \(FleetSnapshot.oldestLanesShown) lanes with the oldest pending messages: a lane whose oldest keeps ageing while its holder is ready is stuck behind a retry (see its attempts) or a slow partition."))
+        }
 
         html.append(HTML.element("h2", text: "Pending by topic"))
         html.append(

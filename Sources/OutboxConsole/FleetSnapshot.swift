@@ -7,21 +7,7 @@ import PostgresNIO
 /// The fleet as the console shows it, read in one snapshot of the database so every number agrees
 /// with the others: the relays, the 256 lanes and their leases, and the backlog per topic.
 public struct FleetSnapshot: Sendable, Codable {
-    public struct Relay: Sendable, Codable, Equatable {
-        public var id: String
-        public var host: String
-        public var pid: Int32
-        public var version: String
-        public var startedAt: Date
-        public var heartbeatAt: Date
-        public var heartbeatAgeSeconds: Double
-        /// Lanes whose lease this relay holds and has not let expire.
-        public var lanesHeld: Int
-        /// Its heartbeat is younger than the lease TTL.
-        public var alive: Bool
-        /// Ready to publish, or why not, in words: from the heartbeat and the leases.
-        public var state: String
-    }
+    public typealias Relay = RelayRecord
 
     public struct Lane: Sendable, Codable, Equatable {
         public var lane: Int16
@@ -43,11 +29,26 @@ public struct FleetSnapshot: Sendable, Codable {
         public var oldestAgeSeconds: Double
     }
 
+    /// A lane's share of the backlog: where a stuck lane shows (its oldest message keeps ageing,
+    /// its attempts climb) whoever holds it.
+    public struct LaneBacklog: Sendable, Codable, Equatable {
+        public var lane: Int16
+        public var pending: Int64
+        public var oldestAgeSeconds: Double
+        /// The most attempts of any of its messages (a retrying message holds its key back).
+        public var maxAttempts: Int32
+    }
+
+    /// How many lanes ``FleetSnapshot/oldestLanes`` keeps.
+    public static let oldestLanesShown = 10
+
     public var schema: String
     public var readAt: Date
     public var relays: [Relay]
     public var lanes: [Lane]
     public var topics: [Topic]
+    /// The lanes with the oldest pending messages, oldest first.
+    public var oldestLanes: [LaneBacklog]
     public var deadLetters: Int64
     /// Rows that have left the outbox since the database's statistics were reset (published or
     /// dead-lettered): the console's throughput is the difference of two readings.
@@ -65,30 +66,7 @@ public struct FleetSnapshot: Sendable, Codable {
         let s = schema.rawValue
         return try await client.withTransaction(logger: logger) { connection in
             _ = try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            var binds = PostgresBindings()
-            binds.append(leaseTTL.milliseconds)
-            var relays: [Relay] = []
-            let relayRows = try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        SELECT r.id, r.host, r.pid, r.version, r.started_at, r.heartbeat_at,
-                               extract(epoch FROM now() - r.heartbeat_at)::float8,
-                               (SELECT count(*) FROM \(s).lanes l WHERE l.owner = r.id AND l.lease_expires_at > now()),
-                               r.heartbeat_at > now() - $1 * interval '1 millisecond'
-                        FROM \(s).relays r ORDER BY r.id
-                        """, binds: binds), logger: logger)
-            for try await (id, host, pid, version, startedAt, heartbeatAt, age, held, alive) in relayRows.decode(
-                (String, String, Int32, String, Date, Date, Double, Int64, Bool).self)
-            {
-                let state =
-                    !alive ? "gone: no heartbeat for \(Int(age)) s (its leases expire and other relays take its lanes)"
-                    : held == 0 ? "alive, holding no lanes (the others hold them all, or it is starting)"
-                    : "publishing \(held) lanes"
-                relays.append(
-                    Relay(
-                        id: id, host: host, pid: pid, version: version, startedAt: startedAt, heartbeatAt: heartbeatAt,
-                        heartbeatAgeSeconds: age, lanesHeld: Int(held), alive: alive, state: state))
-            }
+            let relays = try await RelayRecord.readAll(on: connection, schema: s, leaseTTL: leaseTTL, logger: logger)
             var lanes: [Lane] = []
             let laneRows = try await connection.query(
                 """
@@ -99,18 +77,38 @@ public struct FleetSnapshot: Sendable, Codable {
                 let state = owner == nil ? "free" : (left ?? -1) > 0 ? "held" : "expired"
                 lanes.append(Lane(lane: lane, owner: owner, epoch: epoch, leaseSecondsLeft: owner == nil ? nil : left, state: state))
             }
-            var topics: [Topic] = []
-            let topicRows = try await connection.query(
+            // One scan of the outbox, grouped by lane and topic, gives both the per-topic backlog
+            // and the lanes whose messages wait longest.
+            var topicsByName: [String: Topic] = [:]
+            var backlogByLane: [Int16: LaneBacklog] = [:]
+            let backlogRows = try await connection.query(
                 """
-                SELECT topic, count(*),
+                SELECT lane, topic, count(*),
                        count(*) FILTER (WHERE attempts = 0 OR available_at <= now()),
                        count(*) FILTER (WHERE attempts > 0 AND available_at > now()),
-                       extract(epoch FROM now() - min(created_at))::float8
-                FROM \(unescaped: s).messages GROUP BY topic ORDER BY count(*) DESC, topic LIMIT 200
+                       extract(epoch FROM now() - min(created_at))::float8, max(attempts)
+                FROM \(unescaped: s).messages GROUP BY lane, topic
                 """, logger: logger)
-            for try await (topic, pending, ready, retrying, oldest) in topicRows.decode((String, Int64, Int64, Int64, Double).self) {
-                topics.append(Topic(topic: topic, pending: pending, ready: ready, retrying: retrying, oldestAgeSeconds: oldest))
+            for try await (lane, topic, pending, ready, retrying, oldest, attempts) in backlogRows.decode(
+                (Int16, String, Int64, Int64, Int64, Double, Int32).self)
+            {
+                var t = topicsByName[topic] ?? Topic(topic: topic, pending: 0, ready: 0, retrying: 0, oldestAgeSeconds: 0)
+                t.pending += pending
+                t.ready += ready
+                t.retrying += retrying
+                t.oldestAgeSeconds = max(t.oldestAgeSeconds, oldest)
+                topicsByName[topic] = t
+                var l = backlogByLane[lane] ?? LaneBacklog(lane: lane, pending: 0, oldestAgeSeconds: 0, maxAttempts: 0)
+                l.pending += pending
+                l.oldestAgeSeconds = max(l.oldestAgeSeconds, oldest)
+                l.maxAttempts = max(l.maxAttempts, attempts)
+                backlogByLane[lane] = l
             }
+            let topics = Array(
+                topicsByName.values.sorted { ($0.pending, $1.topic) > ($1.pending, $0.topic) }.prefix(200))
+            let oldestLanes = Array(
+                backlogByLane.values.sorted { ($0.oldestAgeSeconds, $1.lane) > ($1.oldestAgeSeconds, $0.lane) }
+                    .prefix(oldestLanesShown))
             var totals = PostgresBindings()
             totals.append(s)
             let counts = try await connection.query(
@@ -120,7 +118,7 @@ public struct FleetSnapshot: Sendable, Codable {
             var dead: Int64 = 0, left: Int64 = 0
             for try await (d, l) in counts.decode((Int64, Int64).self) { (dead, left) = (d, l) }
             return FleetSnapshot(
-                schema: s, readAt: Date(), relays: relays, lanes: lanes, topics: topics, deadLetters: dead, rowsLeftOutbox: left)
+                schema: s, readAt: Date(), relays: relays, lanes: lanes, topics: topics, oldestLanes: oldestLanes, deadLetters: dead, rowsLeftOutbox: left)
         }
     }
 }

@@ -40,9 +40,8 @@ struct StatusCommand: AsyncParsableCommand {
         } else {
             print("relays:")
             for relay in report.relays {
-                let state = relay.alive ? "alive" : "silent"
-                print(String(format: "  %@  %@ pid %d  v%@  lanes %d  heartbeat %.1fs ago (%@)",
-                             relay.id, relay.host, relay.pid, relay.version, relay.lanes, relay.heartbeatAgeSeconds, state))
+                print(String(format: "  %@  %@ pid %d  v%@  lanes %d  heartbeat %.1fs ago: %@",
+                             relay.id, relay.host, relay.pid, relay.version, relay.lanes, relay.heartbeatAgeSeconds, relay.state))
             }
         }
     }

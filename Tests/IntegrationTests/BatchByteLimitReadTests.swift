@@ -26,7 +26,7 @@ import Testing
             let smallID = try await fixture.enqueue([OutboxMessage(topic: fixture.topic, key: "small-\(small)", payload: "s")])[0]
             let smallLane = try await fixture.scalar("SELECT {schema}.lane_of('small-\(small)'::bytea, 0)", as: Int16.self)
             let store = RelayStore(client: fixture.client, schema: fixture.schema, relayID: "byte-limit-test")
-            _ = try await store.heartbeat(host: "test", pid: 1, version: "test", liveWithin: .seconds(10), logger: logger)
+            _ = try await store.heartbeat(RelayIdentity(host: "test", pid: 1, version: "test"), liveWithin: .seconds(10), logger: logger)
             let leases = try await store.claim(count: 256, ttl: .seconds(30), logger: logger)
             var cursors = LaneCursors()
             cursors.sync(with: leases)

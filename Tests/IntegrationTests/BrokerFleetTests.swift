@@ -33,6 +33,12 @@ import Testing
             }
             let readyz = try HTTPGet.get(port: port, path: "/readyz")
             let aLanes = try await fleet.lanesOwned(by: a)
+            // `status` (and the console, which reads the same record) shows it and why.
+            var seen: StatusReport.Relay?
+            try await fleet.waitUntil("status shows a stepped back, with its reason", timeout: .seconds(10)) {
+                seen = try await fleet.status().relays.first { $0.id == a }
+                return seen?.readiness?.contains("broker unreachable") == true
+            }
             let log = fleet.relays[a]?.standardError ?? ""
             let warning = log.split(separator: "\n").first { $0.contains("broker unreachable") }.map(String.init) ?? ""
             let code = await fleet.stop(a, SIGTERM)
@@ -47,6 +53,8 @@ import Testing
             #expect(warning.contains(Self.unresolvable), "names the address: \(warning)")
             #expect(warning.contains("_RESOLVE") || warning.lowercased().contains("resolve"), "names the cause: \(warning)")
             #expect(aLanes == 0, "a relay that cannot reach the broker holds no lane")
+            #expect(seen?.alive == true && seen?.steppedBack == true && seen?.ready == false, "\(String(describing: seen))")
+            #expect(seen?.state.hasPrefix("stepped back") == true, "\(seen?.state ?? "")")
             // It still answered /readyz after b drained: it waits for the broker (documented).
             #expect(code == 0)
             #expect(ledger.lost.isEmpty && ledger.orderViolations.isEmpty, "\(ledger)")
@@ -79,10 +87,17 @@ import Testing
             }
             let handedOver = ContinuousClock.now - cutAt
             try await fleet.waitUntil("b drained the outbox", timeout: .seconds(90)) { try await fleet.pending() == 0 }
+            let steppedBack = try await fleet.status().relays.first { $0.id == a }
+            // Its brokers come back: it rejoins, and the lanes are shared again.
+            try cluster.setAllBrokers(up: true)
+            var rejoined: StatusReport.Relay?
+            try await fleet.waitUntil("a rejoins and holds lanes again", timeout: .seconds(60), poll: .milliseconds(200)) {
+                rejoined = try await fleet.status().relays.first { $0.id == a }
+                return try await fleet.lanesOwned(by: a) > 0 && rejoined?.steppedBack == false
+            }
             let aLog = fleet.relays[a]?.standardError ?? ""
             let code = await fleet.stop(a, SIGTERM)
             try await fleet.drainAndStop(expectingExitZero: ["b"])
-            try cluster.setAllBrokers(up: true)
 
             let viaMock = try Ledger(
                 records: try await fleet.fixture.readTopic(brokers: cluster.bootstrapServers), expected: expected,
@@ -96,6 +111,9 @@ import Testing
                     + " via a's cluster: \(viaMock); via Tansu: \(viaTansu)")
             #expect(handedOver < bound + .seconds(5), "handed over after \(handedOver), bound \(bound) (plus polling slack)")
             #expect(aLog.contains("handing every lane to the rest of the fleet"), "\(aLog.suffix(2000))")
+            #expect(steppedBack?.steppedBack == true && steppedBack?.alive == true, "seen while stepped back: \(String(describing: steppedBack))")
+            #expect(steppedBack?.readiness?.contains("broker unreachable") == true, "\(String(describing: steppedBack))")
+            #expect(aLog.contains("broker reachable; joining the fleet"), "\(aLog.suffix(2000))")
             #expect(code == 0)
             #expect(lost.isEmpty, "\(lost.prefix(10))")
             #expect(viaTansu.deadLettered.isEmpty, "an outage is not poison")

@@ -156,6 +156,55 @@ import Glibc
         }
     }
 
+    /// Usable with the keyboard: from the skip link to a replayed dead letter, every step by Tab,
+    /// arrows, typing and Enter (no clicks), and the focus visible at every stop.
+    @Test func theReplayFlowWorksFromTheKeyboardAlone() async throws {
+        try await OutboxFixture.with { fixture in
+            try await Self.insertDeadLetters(fixture, count: 4, topic: "orders", reason: "broker_rejected")
+            try await Self.insertDeadLetters(fixture, count: 2, topic: "orders", reason: "message_too_large")
+            let browser = try await WebDriver.start()
+            defer { browser.stop() }
+            try await Self.withConsole(fixture) { base in
+                var invisible: [String] = []
+                try browser.open(base + "/dead-letters")
+                try browser.press(WebDriver.tabKey)
+                #expect(try browser.focused("a.skip"), "the first tab stop skips the navigation")
+                try browser.press(WebDriver.enterKey)
+                #expect(try browser.focused("main"), "the skip link moves the focus to the content")
+
+                // Filter by reason: Tab to the select, arrow down to the reason, Tab to Filter, Enter.
+                invisible += try browser.tab(to: "select[name=reason]")
+                for _ in 0..<12 where try browser.run("return document.activeElement.value") as? String != "broker_rejected" {
+                    try browser.press(WebDriver.arrowDownKey)
+                }
+                invisible += try browser.tab(to: "form.filters button")
+                try browser.press(WebDriver.enterKey)
+                try await browser.wait("the filtered list") { try browser.currentURL.contains("reason=broker_rejected") }
+                #expect(try browser.elements("main table tbody tr").count == 4)
+
+                // Open the first dead letter from the table.
+                invisible += try browser.tab(to: "main table tbody a")
+                try browser.press(WebDriver.enterKey)
+                try await browser.wait("the detail page") { try browser.text(try browser.element("h1")).hasPrefix("Dead letter") }
+                try browser.open(base + "/dead-letters?reason=broker_rejected")
+
+                // Replay: type the actor, Enter submits the dry run; Tab to Confirm, Enter.
+                invisible += try browser.tab(to: "form[action='/dead-letters/replay'] input[name=actor]")
+                try browser.press("kb@ops")
+                try browser.press(WebDriver.enterKey)
+                try await browser.wait("the dry run") { try browser.text(try browser.element("h1")).hasPrefix("Dry run") }
+                #expect(try browser.text(try browser.element("main")).contains("4 dead letter(s) would be replayed"))
+                invisible += try browser.tab(to: "form.confirm button")
+                try browser.press(WebDriver.enterKey)
+                try await browser.wait("the replay") { try browser.text(try browser.element("h1")).hasPrefix("Replayed") }
+                #expect(try browser.text(try browser.element("h1")) == "Replayed 4 dead letter(s)")
+                #expect(invisible.isEmpty, "focus not visible at: \(invisible)")
+            }
+            #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self) == 4, "back in the outbox")
+            #expect(try await fixture.scalar("SELECT count(*) FROM {schema}.dlq_audit WHERE actor = 'kb@ops' AND NOT dry_run", as: Int64.self) == 1)
+        }
+    }
+
     // MARK: Harness
 
     /// A form POST sent by script from the current page (same origin, its cookies, no CSRF

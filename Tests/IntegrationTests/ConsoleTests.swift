@@ -34,6 +34,10 @@ import Testing
                 let relays = try #require(fleet["relays"] as? [[String: Any]])
                 #expect(Set(relays.compactMap { $0["id"] as? String }) == ["console-a", "console-b"])
                 #expect(relays.allSatisfy { ($0["alive"] as? Bool) == true })
+                // Ready or why not: what each relay's heartbeat said, as in `relays`.
+                let readyBySQL = try await fixture.scalar("SELECT count(*) FROM {schema}.relays WHERE ready", as: Int64.self)
+                #expect(readyBySQL == 2)
+                #expect(relays.allSatisfy { ($0["ready"] as? Bool) == true && ($0["state"] as? String)?.hasPrefix("ready: ok") == true }, "\(relays)")
                 let lanes = try #require(fleet["lanes"] as? [[String: Any]])
                 var owners: [Int: String] = [:]
                 for lane in lanes { if let owner = lane["owner"] as? String { owners[lane["lane"] as! Int] = owner } }
@@ -47,10 +51,18 @@ import Testing
                 #expect(held["pending"] as? Int == 7)
                 #expect(held["retrying"] as? Int == 7)
                 #expect(fleet["deadLetters"] as? Int == 0)
+                // The lanes waiting longest are the held rows' lanes, with their attempts.
+                let oldest = try #require(fleet["oldestLanes"] as? [[String: Any]])
+                let heldLanes = try await fixture.scalar("SELECT array_agg(DISTINCT lane::int4) FROM {schema}.messages", as: [Int32].self)
+                #expect(Set(oldest.compactMap { ($0["lane"] as? Int).map(Int32.init) }) == Set(heldLanes), "\(oldest)")
+                #expect(oldest.allSatisfy { $0["maxAttempts"] as? Int == 1 })
+                #expect(oldest.map { $0["pending"] as? Int ?? 0 }.reduce(0, +) == 7)
 
                 let page = try await Self.get(client, "/")
                 #expect(page.status == .ok)
                 #expect(page.body.contains("console-a") && page.body.contains("console-b"))
+                #expect(page.body.components(separatedBy: "<span class=\"ok\">ready: ok").count - 1 == 2, "both relays shown ready")
+                #expect(page.body.contains("Lanes waiting longest"))
                 #expect(page.body.components(separatedBy: "data-lane=").count - 1 == 256)
                 for (lane, owner) in sqlOwners.prefix(5) {
                     #expect(page.body.contains("data-lane=\"\(lane)\" data-owner=\"\(owner)\""))

@@ -167,6 +167,10 @@ import Testing
             #expect(status.pending > 0 && status.pending <= Int64(expected.count))
             #expect(status.oldestPendingAgeSeconds ?? 0 > 0)
             #expect(status.deadLetters == 0)
+            // Each says in its heartbeat what its /readyz says: ready, holding its lanes.
+            try await fleet.waitUntil("every relay reports itself ready", timeout: .seconds(10)) {
+                try await fleet.status().relays.allSatisfy { $0.ready == true && $0.readiness?.hasPrefix("ok: holds") == true }
+            }
             for relay in status.relays {
                 // Rebalancing may move a lane or two between the two reads; not more.
                 #expect(abs(relay.lanes - (owners[relay.id] ?? 0)) <= 2, "\(relay.id): status \(relay.lanes), table \(owners)")

@@ -79,7 +79,7 @@ import Testing
             }
             let store = RelayStore(client: relay, schema: fixture.schema, relayID: "in-process-\(roles.relay)")
             let logger = fixture.logger
-            #expect(try await store.heartbeat(host: "test", pid: 1, version: "test", liveWithin: .seconds(10), logger: logger) >= 1)
+            #expect(try await store.heartbeat(RelayIdentity(host: "test", pid: 1, version: "test"), liveWithin: .seconds(10), logger: logger) >= 1)
             let leases = try await store.claim(count: 256, ttl: .seconds(10), logger: logger)
             #expect(leases.count == 256)
             #expect(try await store.renew(leases, ttl: .seconds(10), logger: logger).count == 256)

@@ -29,7 +29,7 @@ import Testing
             }
             let otherIDs = try await fixture.enqueue(others.map { OutboxMessage(topic: fixture.topic, key: $0, payload: $0) })
             let store = RelayStore(client: fixture.client, schema: fixture.schema, relayID: "per-lane-test")
-            _ = try await store.heartbeat(host: "test", pid: 1, version: "test", liveWithin: .seconds(10), logger: logger)
+            _ = try await store.heartbeat(RelayIdentity(host: "test", pid: 1, version: "test"), liveWithin: .seconds(10), logger: logger)
             let leases = try await store.claim(count: 256, ttl: .seconds(30), logger: logger)
             #expect(leases.count == 256)
             var cursors = LaneCursors()

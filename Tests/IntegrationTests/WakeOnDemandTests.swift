@@ -40,7 +40,7 @@ import Testing
             let message = OutboxMessage(topic: fixture.topic, key: "k", payload: "p")
             #expect(try await !notifies(fixture) { _ = try await fixture.enqueue([message]) }, "no relay: no notification")
             let store = RelayStore(client: fixture.client, schema: fixture.schema, relayID: "wake-test")
-            _ = try await store.heartbeat(host: "test", pid: 1, version: "test", liveWithin: .seconds(10), logger: fixture.logger)
+            _ = try await store.heartbeat(RelayIdentity(host: "test", pid: 1, version: "test"), liveWithin: .seconds(10), logger: fixture.logger)
             #expect(try await !notifies(fixture) { _ = try await fixture.enqueue([message]) }, "a relay at work: none")
             try await store.wantWakeup(true, logger: fixture.logger)
             #expect(try await notifies(fixture) { _ = try await fixture.enqueue([message]) }, "a relay waiting: notified")

@@ -90,6 +90,47 @@ final class WebDriver: @unchecked Sendable {
     func click(_ element: String) throws { try call("POST", "/element/\(element)/click", [String: Any]()) }
     func type(_ element: String, _ text: String) throws { try call("POST", "/element/\(element)/value", ["text": text]) }
 
+    // MARK: Keyboard
+
+    static let tabKey = "\u{E004}", enterKey = "\u{E007}", arrowDownKey = "\u{E015}"
+
+    /// Presses and releases each character of `keys` in turn, as a keyboard would (WebDriver key
+    /// actions go to whatever has the focus): letters type, `tabKey` moves the focus.
+    func press(_ keys: String) throws {
+        let actions = keys.unicodeScalars.flatMap { key in
+            [["type": "keyDown", "value": String(key)], ["type": "keyUp", "value": String(key)]]
+        }
+        try call("POST", "/actions", ["actions": [["type": "key", "id": "keyboard", "actions": actions]]])
+    }
+
+    /// Whether the focused element matches `css`.
+    func focused(_ css: String) throws -> Bool {
+        try run("return document.activeElement !== null && document.activeElement.matches(\(Self.jsString(css)))") as? Bool ?? false
+    }
+
+    /// Presses Tab until the focused element matches `css`, at most `limit` times, noting every
+    /// element the focus stopped at whose focus is not visible (no outline). Returns those.
+    @discardableResult
+    func tab(to css: String, limit: Int = 60) throws -> [String] {
+        var invisible: [String] = []
+        for _ in 0..<limit {
+            try press(Self.tabKey)
+            let stop = try run(
+                """
+                var e = document.activeElement; if (!e || e === document.body) { return ''; }
+                var s = getComputedStyle(e);
+                return (s.outlineStyle === 'none' || s.outlineWidth === '0px') ? e.outerHTML.slice(0, 120) : '';
+                """) as? String ?? ""
+            if !stop.isEmpty { invisible.append(stop) }
+            if try focused(css) { return invisible }
+        }
+        throw Failure(description: "\(limit) presses of Tab did not reach \(css) on \((try? currentURL) ?? "?")")
+    }
+
+    static func jsString(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed]), as: UTF8.self)
+    }
+
     /// Runs `script` in the page (a function body; `return` gives the answer).
     func run(_ script: String) throws -> Any { try call("POST", "/execute/sync", ["script": script, "args": [Any]()]) }
 

@@ -88,8 +88,10 @@ GRANT SELECT ON :"schema".lanes TO :"relay_role";
 GRANT UPDATE (owner, epoch, lease_expires_at) ON :"schema".lanes TO :"relay_role";
 -- membership: heartbeat upsert, deregistration on shutdown
 GRANT SELECT, INSERT, DELETE ON :"schema".relays TO :"relay_role";
--- and the wake-up flag (migration 6: enqueue notifies only while a relay has it set)
-GRANT UPDATE (heartbeat_at, wants_wakeup) ON :"schema".relays TO :"relay_role";
+-- and the wake-up flag (migration 6: enqueue notifies only while a relay has it set); the
+-- heartbeat also rewrites who it is and its readiness, and whether it stepped back (migration 7)
+GRANT UPDATE (heartbeat_at, wants_wakeup, host, pid, version, started_at, stepped_back, ready, readiness)
+    ON :"schema".relays TO :"relay_role";
 -- the outbox's envelope source: the first relay records it, every relay reads it
 GRANT SELECT, INSERT ON :"schema".identity TO :"relay_role";
 -- dead-lettering inserts only; reading or changing dead letters is the admin's job

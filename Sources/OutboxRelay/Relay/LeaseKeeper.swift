@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// Keeps this relay's share of the lanes: heartbeats its membership, renews held leases in one
@@ -34,6 +35,7 @@ struct LeaseKeeper: Sendable {
         while !Task.isCancelled {
             stalled = await watchPipeline(wasStalled: stalled)
             steppedBack = await watchBroker(wasSteppedBack: steppedBack)
+            if steppedBack && !stalled { await beatSteppedBack() }
             let balance = stalled || steppedBack ? .balanced : await tick()
             shortSince = balance == .belowShare ? (shortSince ?? .now) : nil
             try? await Task.sleep(for: Self.nextTick(after: balance, shortSince: shortSince, renewInterval: configuration.renewInterval))
@@ -98,7 +100,9 @@ struct LeaseKeeper: Sendable {
     /// publish. While the broker has been unreachable for a lease TTL (the pipeline found deliveries
     /// failing, or has never reached it since start-up), or at all while this relay holds no lane,
     /// it steps back: hands every lane over, leaves the membership (so the others' fair share covers
-    /// all lanes) and claims nothing. Once the pipeline's probe reaches the broker again it rejoins.
+    /// all lanes) and claims nothing. It stays visible meanwhile: it heartbeats marked as stepped
+    /// back (with why it is not ready), which the fleet's member count skips, so `status` and the
+    /// console show it and why. Once the pipeline's probe reaches the broker again it rejoins.
     /// A short outage (a broker restart) keeps the lanes: handing them over would only move the
     /// wait elsewhere. When the whole cluster is down every relay steps back, which costs nothing:
     /// nobody could publish. Returns whether the relay is stepped back.
@@ -112,11 +116,24 @@ struct LeaseKeeper: Sendable {
                     "broker unreachable for a lease TTL; handing every lane to the rest of the fleet until it answers",
                     metadata: ["unreachable_for": "\(outage ?? .zero)", "error": "\(snapshot.brokerError ?? "")"])
             }
-            await releaseAll()
+            await releaseAll(leavingTheFleet: false)
+            await beatSteppedBack()
         } else if !steppedBack && wasSteppedBack {
             logger.info("broker reachable; joining the fleet")
         }
         return steppedBack
+    }
+
+    /// The heartbeat of a relay that stepped back: it stays in `relays` (so it is seen, with its
+    /// reason) but outside the count the others divide the lanes by.
+    func beatSteppedBack() async {
+        do {
+            _ = try await store.heartbeat(
+                identity, steppedBack: true, readiness: health.readiness(), liveWithin: configuration.leaseTTL,
+                limit: statementLimit, logger: logger)
+        } catch {
+            logger.warning("heartbeat failed while stepped back", metadata: ["error": "\(String(reflecting: error))"])
+        }
     }
 
     @discardableResult
@@ -132,8 +149,7 @@ struct LeaseKeeper: Sendable {
         var failure: String?
         do {
             live = try await store.heartbeat(
-                host: identity.host, pid: identity.pid, version: identity.version,
-                liveWithin: configuration.leaseTTL, limit: limit, logger: logger)
+                identity, readiness: health.readiness(), liveWithin: configuration.leaseTTL, limit: limit, logger: logger)
         } catch {
             failure = "heartbeat failed: \(String(reflecting: error))"
             logger.warning("heartbeat failed; renewing only", metadata: ["error": "\(String(reflecting: error))"])
@@ -202,11 +218,13 @@ struct LeaseKeeper: Sendable {
     /// Releases by owner, not by the leases in the table: a claim that committed while the keeper
     /// was being cancelled (its answer never reached the table) would otherwise stay ours until the
     /// TTL. Safe because the pipeline has stopped: nothing of this relay writes any lane any more.
-    func releaseAll() async {
+    /// Hands every lane back; `leavingTheFleet` also deletes this relay's row (a relay stepping
+    /// back marks it instead, see ``beatSteppedBack()``).
+    func releaseAll(leavingTheFleet: Bool = true) async {
         let leases = table.removeAll()
         do {
             let released = try await store.releaseAllOwned(limit: statementLimit, logger: logger)
-            try await store.deregister(limit: statementLimit, logger: logger)
+            if leavingTheFleet { try await store.deregister(limit: statementLimit, logger: logger) }
             logger.info("released lanes", metadata: ["count": "\(released)", "held": "\(leases.count)"])
         } catch {
             logger.warning(
@@ -221,10 +239,13 @@ public struct RelayIdentity: Sendable {
     public var host: String
     public var pid: Int32
     public var version: String
+    /// When this incarnation started: the relay's clock, so a restart under the same id shows.
+    public var startedAt: Date
 
-    public init(host: String, pid: Int32, version: String) {
+    public init(host: String, pid: Int32, version: String, startedAt: Date = Date()) {
         self.host = host
         self.pid = pid
         self.version = version
+        self.startedAt = startedAt
     }
 }

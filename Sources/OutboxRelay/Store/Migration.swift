@@ -17,6 +17,7 @@ extension Migration {
     /// Every step, oldest first. Never edit a released step: add a new one.
     static let all: [Migration] = [
         .v1Initial, .v2DeadLetterAudit, .v3SerializedKeys, .v4Identity, .v5TransactionBeforeID, .v6WakeOnDemand,
+        .v7RelayReadiness,
     ]
 
     /// The number of lanes is part of the schema contract: the lane of a key is computed by SQL at

@@ -47,20 +47,27 @@ struct RelayStore: Sendable {
 
     // MARK: Membership
 
-    /// Records this relay's heartbeat and returns how many relays are alive (itself included).
+    /// Records this relay's heartbeat — who it is, whether it is ready and why not, whether it
+    /// stepped back (migration 7) — and returns how many relays are members of the fleet (itself
+    /// included unless it stepped back): the count the fair share divides by.
     func heartbeat(
-        host: String, pid: Int32, version: String, liveWithin ttl: Duration, limit: Duration? = nil, logger: Logger
+        _ identity: RelayIdentity, steppedBack: Bool = false, readiness: Readiness? = nil,
+        liveWithin ttl: Duration, limit: Duration? = nil, logger: Logger
     ) async throws -> Int {
-        var binds = PostgresBindings(capacity: 5)
+        var binds = PostgresBindings(capacity: 9)
         binds.append(relayID)
-        binds.append(host)
-        binds.append(pid)
-        binds.append(version)
+        binds.append(identity.host)
+        binds.append(identity.pid)
+        binds.append(identity.version)
         binds.append(ttl.milliseconds)
+        binds.append(identity.startedAt)
+        binds.append(steppedBack)
+        binds.append(readiness?.isReady)
+        binds.append(readiness.map { Readiness.oneLine($0.message) })
         return try await database.rows("heartbeat", PostgresQuery(unsafeSQL: sql.heartbeat, binds: binds), limit: limit, logger: logger) {
             rows in
             for try await count in rows.decode(Int64.self) { return Int(count) }
-            return 1
+            return steppedBack ? 0 : 1
         }
     }
 
@@ -339,13 +346,19 @@ extension RelayStore {
         let recordSource, readSource: String
 
         init(schema s: String) {
+            // Everything but the clock is rewritten: a relay restarted under the same id (a
+            // container restarted in its pod) is a new incarnation with a new start time.
             heartbeat = """
                 WITH me AS (
-                    INSERT INTO \(s).relays (id, host, pid, version) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+                    INSERT INTO \(s).relays (id, host, pid, version, started_at, stepped_back, ready, readiness)
+                    VALUES ($1, $2, $3, $4, $6, $7, $8, $9)
+                    ON CONFLICT (id) DO UPDATE SET
+                        heartbeat_at = now(), host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,
+                        started_at = EXCLUDED.started_at, stepped_back = EXCLUDED.stepped_back,
+                        ready = EXCLUDED.ready, readiness = EXCLUDED.readiness
                     RETURNING id)
-                SELECT 1 + count(*) FROM \(s).relays
-                WHERE id <> $1 AND heartbeat_at > now() - $5 * interval '1 millisecond'
+                SELECT CASE WHEN $7 THEN 0 ELSE 1 END + count(*) FROM \(s).relays
+                WHERE id <> $1 AND NOT stepped_back AND heartbeat_at > now() - $5 * interval '1 millisecond'
                 """
             deregister = "DELETE FROM \(s).relays WHERE id = $1"
             wantWakeup = "UPDATE \(s).relays SET wants_wakeup = $2 WHERE id = $1 AND wants_wakeup <> $2"

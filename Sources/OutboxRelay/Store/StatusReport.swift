@@ -14,6 +14,28 @@ public struct StatusReport: Sendable, Codable {
         public var lanes: Int
         public var heartbeatAgeSeconds: Double
         public var alive: Bool
+        public var startedAt: Date
+        public var steppedBack: Bool
+        /// What the relay's `/readyz` said at its last heartbeat (nil: it never said).
+        public var ready: Bool?
+        public var readiness: String?
+        /// Ready or why not, in words (``RelayRecord/state``).
+        public var state: String
+
+        init(_ record: RelayRecord) {
+            id = record.id
+            host = record.host
+            pid = record.pid
+            version = record.version
+            lanes = record.lanesHeld
+            heartbeatAgeSeconds = record.heartbeatAgeSeconds
+            alive = record.alive
+            startedAt = record.startedAt
+            steppedBack = record.steppedBack
+            ready = record.ready
+            readiness = record.readiness
+            state = record.state
+        }
     }
 
     public var schema: String
@@ -36,24 +58,7 @@ public struct StatusReport: Sendable, Codable {
         guard version > 0 else { throw StatusError.notMigrated(schema: s) }
         return try await client.withTransaction(logger: logger) { connection in
             _ = try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            var relays: [Relay] = []
-            var binds = PostgresBindings()
-            binds.append(leaseTTL.milliseconds)
-            let relayRows = try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        SELECT r.id, r.host, r.pid, r.version,
-                               (SELECT count(*) FROM \(s).lanes l WHERE l.owner = r.id AND l.lease_expires_at > now()),
-                               extract(epoch FROM now() - r.heartbeat_at)::float8,
-                               r.heartbeat_at > now() - $1 * interval '1 millisecond'
-                        FROM \(s).relays r ORDER BY r.id
-                        """, binds: binds), logger: logger)
-            for try await (id, host, pid, relayVersion, lanes, age, alive) in relayRows.decode(
-                (String, String, Int32, String, Int64, Double, Bool).self)
-            {
-                relays.append(
-                    Relay(id: id, host: host, pid: pid, version: relayVersion, lanes: Int(lanes), heartbeatAgeSeconds: age, alive: alive))
-            }
+            let relays = try await RelayRecord.readAll(on: connection, schema: s, leaseTTL: leaseTTL, logger: logger).map(Relay.init)
             let counts = try await connection.query(
                 PostgresQuery(
                     unsafeSQL: """
