@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "OutboxRelay", targets: ["OutboxRelay"]),
         // The public wire contract consumers decode.
         .library(name: "OutboxEnvelope", targets: ["OutboxEnvelope"]),
+        // Enqueue through SQLKit (Vapor/Fluent's `req.db`), inside the application's transaction.
+        .library(name: "OutboxSQLKit", targets: ["OutboxSQLKit"]),
         // The operator console (`outbox-relay console`): fleet and dead letters in a browser.
         .library(name: "OutboxConsole", targets: ["OutboxConsole"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
@@ -29,6 +31,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // Layering of flags, environment and a YAML/JSON file; the YAML trait brings in Yams.
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
+        // OutboxSQLKit only; PostgresKit for its tests (a SQLDatabase over the real PostgreSQL).
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         // Load test only: commit → consume latency percentiles.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // Tests only: DeployKitTests parses the YAML under deploy/.
@@ -68,6 +73,15 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+        .target(
+            name: "OutboxSQLKit",
+            dependencies: [
+                "Outbox",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(
@@ -127,6 +141,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "OutboxRelay", "OutboxConsole", "Outbox", "OutboxEnvelope", "CRdKafka", "CRdKafkaMock", "OutboxTestSupport",
+                "OutboxSQLKit",
+                .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

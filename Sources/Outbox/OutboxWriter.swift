@@ -43,10 +43,45 @@ public struct OutboxWriter: Sendable {
         return ids
     }
 
-    /// Builds one statement that enqueues every message through `enqueue(...)`, preserving order
-    /// (`WITH ORDINALITY` + `ORDER BY`) so ids follow the input.
+    /// One statement that enqueues every message through `enqueue(...)`, for PostgresNIO.
     static func enqueueQuery(schema: SchemaName, messages: [OutboxMessage]) throws -> PostgresQuery {
-        if messages.count == 1 { return try singleEnqueueQuery(schema: schema, message: messages[0]) }
+        let statement = try EnqueueStatement(schema: schema, messages: messages)
+        var binds = PostgresBindings(capacity: statement.values.count)
+        for value in statement.values {
+            switch value {
+            case .text(let text): binds.append(text)
+            case .texts(let texts): binds.append(texts)
+            case .bools(let bools): binds.append(bools)
+            case .bytea(let bytes): binds.append(bytes)
+            case .byteas(let bytes): binds.append(bytes)
+            }
+        }
+        return PostgresQuery(unsafeSQL: statement.sql, binds: binds)
+    }
+}
+
+/// The enqueue statement and its values, independent of the client library that sends it: the
+/// PostgresNIO writer and the SQLKit one (`OutboxSQLKit`) send exactly this SQL, so both enqueue
+/// with the same locking, ordering and validation.
+package struct EnqueueStatement: Sendable {
+    /// A value for the statement's `$n` (the n-th of ``values``).
+    package enum Value: Sendable {
+        case text(String?)
+        case texts([String])
+        case bools([Bool])
+        case bytea(ByteBuffer)
+        case byteas([ByteBuffer])
+    }
+
+    /// SQL with `$1`, `$2`, … placeholders; a placeholder may occur more than once.
+    package let sql: String
+    package let values: [Value]
+
+    package init(schema: SchemaName, messages: [OutboxMessage]) throws {
+        if messages.count == 1 {
+            self = try Self.single(schema: schema, message: messages[0])
+            return
+        }
         var topics: [String] = []
         var keys: [String?] = []
         var payloads: [ByteBuffer] = []
@@ -61,20 +96,12 @@ public struct OutboxWriter: Sendable {
             types.append(message.type)
             contentTypes.append(message.contentType)
         }
-        var binds = PostgresBindings(capacity: 6)
-        binds.append(topics)
-        binds.append(keys.map { $0 ?? "" })
-        binds.append(keys.map { $0 == nil })
-        binds.append(payloads)
-        binds.append(headers)
-        binds.append(types.map { $0 ?? "" })
-        binds.append(contentTypes.map { $0 ?? "" })
         // `enqueue` locks each key until the transaction ends (same-key enqueues commit in id
         // order; see the schema's migration 3). Taken one by one in input order, two batches with
         // the same keys in different orders could deadlock; so every key of the batch is locked
         // first, in a fixed order (the CTE is computed before any `enqueue` runs), and `enqueue`
-        // then finds its lock held.
-        let sql = """
+        // then finds its lock held. `WITH ORDINALITY` + `ORDER BY` make ids follow the input.
+        sql = """
             WITH locked AS MATERIALIZED (
                 SELECT \(schema).lock_keys(array_agg(convert_to(u.key, 'UTF8')) FILTER (WHERE NOT u.no_key))
                 FROM unnest($2::text[], $3::bool[]) AS u(key, no_key))
@@ -85,22 +112,27 @@ public struct OutboxWriter: Sendable {
                  WITH ORDINALITY AS m(topic, key, no_key, payload, headers, type, content_type, ord)
             ORDER BY m.ord
             """
-        return PostgresQuery(unsafeSQL: sql, binds: binds)
+        values = [
+            .texts(topics), .texts(keys.map { $0 ?? "" }), .bools(keys.map { $0 == nil }), .byteas(payloads), .texts(headers),
+            .texts(types.map { $0 ?? "" }), .texts(contentTypes.map { $0 ?? "" }),
+        ]
+    }
+
+    private init(sql: String, values: [Value]) {
+        self.sql = sql
+        self.values = values
     }
 
     /// One message: `enqueue` locks its one key itself, so the batch's lock-everything-first step
     /// (a second function call and an aggregate over an array of one) is left out. It was most of
     /// the statement's time: the common case of one message per business transaction.
-    static func singleEnqueueQuery(schema: SchemaName, message: OutboxMessage) throws -> PostgresQuery {
-        var binds = PostgresBindings(capacity: 6)
-        binds.append(message.topic)
-        binds.append(message.key)
-        binds.append(ByteBuffer(bytes: message.payload))
-        binds.append(try HeadersJSON.encode(message.headers))
-        binds.append(message.type)
-        binds.append(message.contentType)
-        return PostgresQuery(
-            unsafeSQL: "SELECT \(schema).enqueue($1::text, $2::text, $3::bytea, $4::jsonb, $5::text, $6::text)", binds: binds)
+    static func single(schema: SchemaName, message: OutboxMessage) throws -> EnqueueStatement {
+        EnqueueStatement(
+            sql: "SELECT \(schema).enqueue($1::text, $2::text, $3::bytea, $4::jsonb, $5::text, $6::text)",
+            values: [
+                .text(message.topic), .text(message.key), .bytea(ByteBuffer(bytes: message.payload)),
+                .text(try HeadersJSON.encode(message.headers)), .text(message.type), .text(message.contentType),
+            ])
     }
 }
 
