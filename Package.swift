@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // Layering of flags, environment and a YAML/JSON file; the YAML trait brings in Yams.
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
+        // Spans (the API postgres-nio and hummingbird already use, so nothing new to build).
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // OutboxSQLKit only; PostgresKit for its tests (a SQLDatabase over the real PostgreSQL).
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
@@ -73,6 +75,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
@@ -143,6 +146,7 @@ let package = Package(
                 "OutboxRelay", "OutboxConsole", "Outbox", "OutboxEnvelope", "CRdKafka", "CRdKafkaMock", "OutboxTestSupport",
                 "OutboxSQLKit",
                 .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -12,6 +12,9 @@ struct DeliverySlot {
     /// Written and read atomically only (`outbox_atomic_*_i32`): a send that returns early with
     /// stragglers reads the codes that are in while the poll thread still writes others.
     var code: Int32
+    /// The partition the record went to, per its delivery report (-1 before, or without one).
+    /// Written before `code`, whose release store publishes it to a reader that saw the code.
+    var partition: Int32
 }
 
 /// How far a batch's delivery reports have come (reports only, not records failed locally before reaching
@@ -73,7 +76,7 @@ final class DeliveryBatch: ManagedBuffer<DeliveryBatchHeader, DeliverySlot> {
         let batch = unsafeDowncast(buffer, to: DeliveryBatch.self)
         let unretained = Unmanaged.passUnretained(batch).toOpaque()
         batch.withUnsafeMutablePointerToElements { slots in
-            slots.initialize(repeating: DeliverySlot(batch: unretained, code: pending), count: count)
+            slots.initialize(repeating: DeliverySlot(batch: unretained, code: pending, partition: -1), count: count)
         }
         return batch
     }
@@ -100,10 +103,18 @@ final class DeliveryBatch: ManagedBuffer<DeliveryBatchHeader, DeliverySlot> {
         withUnsafeMutablePointerToElements { outbox_atomic_load_i32(&$0[index].code) }
     }
 
+    /// The partition of record `index` once its report is in (nil before, or for a local failure).
+    func partition(ofRecordAt index: Int) -> Int32? {
+        guard code(ofRecordAt: index) != Self.pending else { return nil }
+        let partition = withUnsafeMutablePointerToElements { $0[index].partition }
+        return partition >= 0 ? partition : nil
+    }
+
     /// Completes the slot behind a message opaque: called from the delivery-report callback.
-    static func complete(opaque: UnsafeMutableRawPointer, code: Int32) {
+    static func complete(opaque: UnsafeMutableRawPointer, code: Int32, partition: Int32) {
         let slot = opaque.assumingMemoryBound(to: DeliverySlot.self)
         let batch = Unmanaged<DeliveryBatch>.fromOpaque(slot.pointee.batch).takeUnretainedValue()
+        slot.pointee.partition = partition
         outbox_atomic_store_i32(&slot.pointee.code, code)
         batch.progress.recordReport()
         batch.arrive()

@@ -29,7 +29,7 @@ public final class KafkaProducer: Sendable {
         // Runs on the poll thread (inside rd_kafka_poll/rd_kafka_flush): completes the record's slot.
         rd_kafka_conf_set_dr_msg_cb(conf.pointer) { _, message, _ in
             guard let message, let opaque = message.pointee._private else { return }
-            DeliveryBatch.complete(opaque: opaque, code: message.pointee.err.rawValue)
+            DeliveryBatch.complete(opaque: opaque, code: message.pointee.err.rawValue, partition: message.pointee.partition)
         }
 
         var errstr = [CChar](repeating: 0, count: 512)
@@ -228,7 +228,8 @@ public final class KafkaProducer: Sendable {
             if !indices.isEmpty {
                 let outstanding = OutstandingDeliveries(
                     producer: self, batch: batch, indices: indices, topics: indices.map { records[$0].topic }, watcher: watcher)
-                return SendReport(results: results, gaveUp: nil, outstanding: outstanding)
+                return SendReport(
+                    results: results, gaveUp: nil, outstanding: outstanding, partitions: partitions(of: batch, count: records.count))
             }
             try? await batch.completion.value()  // every report arrived meanwhile
         }
@@ -240,9 +241,9 @@ public final class KafkaProducer: Sendable {
             logger.warning(
                 "gave up waiting for delivery reports; purged what was still queued or in flight",
                 metadata: ["reason": "\(reason)"])
-            return SendReport(results: results, gaveUp: reason)
+            return SendReport(results: results, gaveUp: reason, partitions: partitions(of: batch, count: records.count))
         }
-        return SendReport(results: results, gaveUp: nil)
+        return SendReport(results: results, gaveUp: nil, partitions: partitions(of: batch, count: records.count))
     }
 
     /// Purges everything this producer still holds (see ``KafkaProducerHandle/purgeAll(_:)``);
@@ -333,6 +334,10 @@ public final class KafkaProducer: Sendable {
                 }
             }
         }
+    }
+
+    private func partitions(of batch: DeliveryBatch, count: Int) -> [Int32?] {
+        (0..<count).map { batch.partition(ofRecordAt: $0) }
     }
 
     private func results(

@@ -23,9 +23,14 @@ public struct SendReport: Sendable {
     public var gaveUp: GaveUp?
     /// Records left in flight when the call returned early (stragglers, see ``StragglerPolicy``).
     public var outstanding: OutstandingDeliveries?
+    /// One per record: the partition its delivery report named (nil: no report yet, or none).
+    public var partitions: [Int32?]
 
-    public init(results: [Result<Void, DeliveryError>?], gaveUp: GaveUp?, outstanding: OutstandingDeliveries? = nil) {
+    public init(
+        results: [Result<Void, DeliveryError>?], gaveUp: GaveUp?, outstanding: OutstandingDeliveries? = nil, partitions: [Int32?] = []
+    ) {
         self.results = results
+        self.partitions = partitions
         self.gaveUp = gaveUp
         self.outstanding = outstanding
     }

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Tracing
 
 /// The relay loop proper: read a batch of held lanes in id order, build envelopes, produce them all,
 /// wait for every delivery report, then settle the batch with at most three fenced statements
@@ -23,6 +24,8 @@ struct BatchPipeline: Sendable {
     /// Observation only: counts, timings and the health `/readyz` reads; never changes a decision.
     let metrics: RelayMetrics
     let health: RelayHealth
+    /// Spans of batches and messages (nil: no tracer, and nothing of tracing runs).
+    var tracing: RelayTracing? = nil
 
     enum BatchOutcome: Equatable {
         /// Nothing to do: no lanes held or no message ready.
@@ -203,6 +206,9 @@ struct BatchPipeline: Sendable {
                 !excluded.contains(entry.row.id) && !(entry.row.key.map(parked.contains) ?? false)
             }
         }
+        let tracing = self.tracing
+        let readStarted = tracing.map { _ in DefaultTracerClock.now }
+        let readAheadUsed = !entries.isEmpty
         if entries.isEmpty {
             let shape = cursors.shape(for: lanes, limit: batchSize, walk: configuration.readWalk)
             let fresh = try await store.readBatch(
@@ -214,6 +220,9 @@ struct BatchPipeline: Sendable {
             entries = fresh.rows.map { (row: $0, built: nil) }
         }
         guard !entries.isEmpty else { return (.idle, nil) }
+        // Traced from the read on, once it found rows: an idle poll makes no span.
+        let batchSpan = readStarted.flatMap { started in tracing?.startBatch(at: started, read: entries.count, readAhead: readAheadUsed) }
+        defer { batchSpan?.end() }
         // The read may have taken long (a slow or frozen link): nothing of a lane whose lease does
         // not outlast the self-fencing margin from now is handed to the producer — its rows are
         // the next owner's. (Checked at the start of the batch too; this closes the read's gap.)
@@ -269,6 +278,7 @@ struct BatchPipeline: Sendable {
             return ReadAhead(leases: leases, read: next, shape: aheadShape, built: next.rows.map(builder.build))
         }
         async let ahead: ReadAhead? = full ? readNext() : nil
+        let sentAt = batchSpan.map { _ in DefaultTracerClock.now }
         // Publishing is fenced like writing: the send gives up (purging what librdkafka still
         // holds, see `KafkaProducer.send(_:until:abandonWhen:)`) as soon as a lane of the batch
         // is about to pass its local deadline or was lost to a renewal, so nothing of a lane
@@ -319,7 +329,21 @@ struct BatchPipeline: Sendable {
         }
         let (delivered, retries, deadLetters) = (plan.delivered, plan.retries, plan.deadLetters)
         var settlement = Settlement(leases: leases, delivered: delivered.map(\.id), deadLetters: deadLetters, retries: retries)
-        try await settle(&settlement, &cursors)
+        let settleSpan = batchSpan.flatMap { tracing?.startStep("outbox.settle", of: $0) }
+        do {
+            try await settle(&settlement, &cursors)
+            settleSpan?.end()
+        } catch {
+            settleSpan?.recordError(error)
+            settleSpan?.setStatus(SpanStatus(code: .error))
+            settleSpan?.end()
+            throw error
+        }
+        if let tracing, let batchSpan, let sentAt {
+            var partitions: [Int64: Int32] = [:]
+            for (index, partition) in zip(recordRows, report.partitions) { partitions[rowResults[index].row.id] = partition }
+            tracing.recordMessages(rows, plan: plan, source: builder.source, batch: batchSpan, sentAt: sentAt, partitions: partitions)
+        }
         logger.debug(
             "batch settled",
             metadata: [

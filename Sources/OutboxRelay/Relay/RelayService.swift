@@ -1,6 +1,7 @@
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Tracing
 
 /// One relay of the fleet, as a ServiceLifecycle service.
 ///
@@ -21,14 +22,20 @@ public struct RelayService: Service {
     let logger: Logger
     let metrics: RelayMetrics
     let health: RelayHealth
+    let tracer: (any Tracer)?
 
     /// - Parameters:
     ///   - metrics: where the relay reports (defaults to the process's bootstrapped swift-metrics backend).
     ///   - health: shared with whatever serves `/readyz`; a private one when nobody asks.
+    ///   - tracer: where the relay's spans go (a span per published message in the enqueuer's
+    ///     trace, see ``RelayTracing``); nil or the no-op tracer: none are made. Passed, not read
+    ///     from `InstrumentationSystem`, so a process may run relays traced differently (tests).
     public init(
         configuration: RelayConfiguration, client: PostgresClient, kafka producerConfiguration: KafkaProducerConfiguration,
-        identity: RelayIdentity, logger: Logger, metrics: RelayMetrics = RelayMetrics(), health: RelayHealth = RelayHealth()
+        identity: RelayIdentity, logger: Logger, metrics: RelayMetrics = RelayMetrics(), health: RelayHealth = RelayHealth(),
+        tracer: (any Tracer)? = nil
     ) {
+        self.tracer = tracer
         self.metrics = metrics
         self.health = health
         self.configuration = configuration
@@ -87,7 +94,7 @@ public struct RelayService: Service {
         let pipeline = BatchPipeline(
             store: store, table: table, doorbell: doorbell, producers: producers,
             builder: EnvelopeBuilder(source: source, maximumMessageBytes: configuration.maximumMessageBytes, publisher: configuration.relayID),
-            configuration: configuration, logger: logger, metrics: metrics, health: health)
+            configuration: configuration, logger: logger, metrics: metrics, health: health, tracing: RelayTracing(tracer))
         logger.info(
             "relay starting",
             metadata: ["schema": "\(configuration.schema)", "batch_size": "\(configuration.batchSize)", "lease_ttl": "\(configuration.leaseTTL)"])
