@@ -64,6 +64,9 @@ import Tracing
             #expect(spans.contains { $0.operationName == "outbox.read" && $0.parentSpanID == batch.spanID })
             #expect(spans.contains { $0.operationName == "outbox.settle" && $0.parentSpanID == batch.spanID })
             #expect(published.links.first?.context.inMemorySpanContext?.spanID == batch.spanID)
+            // Its lanes were claimed once, in one statement.
+            let claim = try #require(spans.first { $0.operationName == "outbox.claim" })
+            #expect(Self.int(claim.attributes["outbox.lanes.count"]?.toSpanAttribute()) == 256)
             // An idle relay polling an empty outbox makes no spans: one batch in all.
             #expect(spans.filter { $0.operationName == "outbox.batch" }.count == 1)
         }

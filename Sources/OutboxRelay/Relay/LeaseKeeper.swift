@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Tracing
 
 /// Keeps this relay's share of the lanes: heartbeats its membership, renews held leases in one
 /// statement, claims free or expired lanes up to the fair share and hands back the surplus.
@@ -22,6 +23,8 @@ struct LeaseKeeper: Sendable {
     /// Called once when the watchdog gives up on the batch loop, after the lanes were released:
     /// the relay service ends the relay there (so its supervisor restarts it).
     var onStall: @Sendable (Duration) -> Void = { _ in }
+    /// Spans of lane claims and releases (nil: none).
+    var tracing: RelayTracing? = nil
 
     /// The longest one keeper statement may take: past the renewal interval an answer is too late
     /// to keep the schedule, and a lease must never outlive the keeper's view of it.
@@ -189,8 +192,10 @@ struct LeaseKeeper: Sendable {
         let held = table.count
         if held < target {
             table.cancelRelease()
+            let started = tracing.map { _ in DefaultTracerClock.now }
             let claimed = try await store.claim(count: target - held, ttl: configuration.leaseTTL, limit: limit, logger: logger)
             if !claimed.isEmpty {
+                if let tracing, let started { tracing.recordLeaseChange("outbox.claim", startedAt: started, lanes: claimed.map(\.lane), relays: live) }
                 table.add(claimed, validUntil: validUntil)
                 metrics.lanesAcquired.increment(by: claimed.count)
                 logger.info(
@@ -204,7 +209,9 @@ struct LeaseKeeper: Sendable {
         // longer surplus (count 0 clears them).
         let releasable = table.surplusToRelease(count: held - target)
         if !releasable.isEmpty {
+            let started = tracing.map { _ in DefaultTracerClock.now }
             try await store.release(releasable, limit: limit, logger: logger)
+            if let tracing, let started { tracing.recordLeaseChange("outbox.release", startedAt: started, lanes: releasable.map(\.lane), relays: live) }
             table.remove(releasable.map(\.lane))
             logger.info(
                 "released surplus lanes",
@@ -213,13 +220,13 @@ struct LeaseKeeper: Sendable {
         return table.count > target ? .releasePending : .balanced
     }
 
-    /// Hands every lane back and leaves the membership, so others take over without a TTL wait.
+    /// Hands every lane back and, `leavingTheFleet`, leaves the membership (deletes this relay's
+    /// row; a relay stepping back marks it instead, see ``beatSteppedBack()``), so others take over
+    /// without a TTL wait.
     ///
     /// Releases by owner, not by the leases in the table: a claim that committed while the keeper
     /// was being cancelled (its answer never reached the table) would otherwise stay ours until the
     /// TTL. Safe because the pipeline has stopped: nothing of this relay writes any lane any more.
-    /// Hands every lane back; `leavingTheFleet` also deletes this relay's row (a relay stepping
-    /// back marks it instead, see ``beatSteppedBack()``).
     func releaseAll(leavingTheFleet: Bool = true) async {
         let leases = table.removeAll()
         do {

@@ -62,6 +62,7 @@ public struct RelayService: Service {
             store: store, table: table, doorbell: doorbell, configuration: configuration, identity: identity,
             logger: logger, metrics: metrics)
         configuredKeeper.health = health
+        configuredKeeper.tracing = RelayTracing(tracer)
         configuredKeeper.onStall = { silence in
             pipelineEnd.finish(.failure(RelayStalled(silence: silence, limit: stallLimit)))
         }

@@ -44,6 +44,17 @@ struct RelayTracing: Sendable {
         return span
     }
 
+    /// A claim or release of lanes that changed something (a tick that changed nothing makes no span).
+    func recordLeaseChange(_ name: String, startedAt: some TracerInstant, lanes: [Int16], relays: Int) {
+        let span = tracer.startSpan(name, context: .topLevel, ofKind: .client, at: startedAt)
+        span.updateAttributes { attributes in
+            attributes["db.system.name"] = "postgresql"
+            attributes["outbox.lanes.count"] = lanes.count
+            attributes["outbox.fleet.relays"] = relays
+        }
+        span.end()
+    }
+
     /// What became of one row, as a span's outcome.
     enum Outcome: String, Sendable {
         case published
