@@ -9,20 +9,80 @@ import PostgresNIO
 /// applies, the others wait and then find nothing to do. Re-running is a no-op.
 public struct Migrator: Sendable {
     public let schema: SchemaName
+    public var lockTimeout: Duration
+    public var lockAttempts: Int
+    public var pauseBetweenAttempts: Duration
 
-    public init(schema: SchemaName) {
+    public init(
+        schema: SchemaName, lockTimeout: Duration = .seconds(2), lockAttempts: Int = 10,
+        pauseBetweenAttempts: Duration = .seconds(1)
+    ) {
         self.schema = schema
+        self.lockTimeout = lockTimeout
+        self.lockAttempts = max(1, lockAttempts)
+        self.pauseBetweenAttempts = pauseBetweenAttempts
     }
 
     /// The newest schema version this build knows.
     public static var latestVersion: Int { Migration.all.last?.version ?? 0 }
 
     /// Applies what is missing and returns the versions applied now (empty when up to date).
+    ///
+    /// Every lock a step waits for is given up after `lockTimeout`, and the whole transaction is
+    /// tried again after a pause, up to `lockAttempts` times. A step that alters a table the
+    /// application's `enqueue` reads needs its exclusive lock; an application transaction that
+    /// enqueued and is still open holds a lock that conflicts, and while the step waits every new
+    /// `enqueue` queues behind it. Without a limit one idle transaction would stop the
+    /// application's writes for as long as it stays open; with it they wait at most `lockTimeout`
+    /// at a time, and in the end the error names the sessions that hold the locks.
     @discardableResult
     public func migrate(client: PostgresClient, logger: Logger) async throws -> [Int] {
-        try await client.withConnection { connection in
-            try await migrate(connection: connection, logger: logger)
+        var attempt = 1
+        while true {
+            do {
+                return try await client.withConnection { connection in
+                    try await migrate(connection: connection, logger: logger)
+                }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
+                let holders = (try? await lockHolders(client: client, logger: logger)) ?? []
+                guard attempt < lockAttempts else {
+                    throw MigrationError.lockNotAvailable(
+                        schema: schema.rawValue, attempts: attempt, lockTimeout: lockTimeout, holders: holders)
+                }
+                logger.warning(
+                    "a migration step waited too long for a lock; trying again",
+                    metadata: [
+                        "schema": "\(schema.rawValue)", "attempt": "\(attempt)", "of": "\(lockAttempts)",
+                        "lock_timeout": "\(lockTimeout)", "held_by": "\(holders.map(\.description).joined(separator: "; "))",
+                    ])
+                try await Task.sleep(for: pauseBetweenAttempts)
+                attempt += 1
+            }
         }
+    }
+
+    /// Other sessions holding locks on the schema's tables, oldest transaction first (what to end
+    /// so the migration can go through).
+    func lockHolders(client: PostgresClient, logger: Logger) async throws -> [MigrationError.LockHolder] {
+        let rows = try await client.query(
+            """
+            SELECT a.pid, coalesce(a.state, 'unknown'), coalesce(a.application_name, ''),
+                   coalesce(extract(epoch FROM now() - a.xact_start)::bigint, -1),
+                   string_agg(DISTINCT c.relname, ', ' ORDER BY c.relname)
+            FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE n.nspname = \(schema.rawValue) AND l.granted AND l.pid <> pg_backend_pid()
+            GROUP BY a.pid, a.state, a.application_name, a.xact_start
+            ORDER BY a.xact_start NULLS LAST
+            LIMIT 5
+            """, logger: logger)
+        var holders: [MigrationError.LockHolder] = []
+        for try await (pid, state, application, seconds, tables) in rows.decode((Int32, String, String, Int64, String).self) {
+            holders.append(.init(pid: pid, state: state, application: application, transactionSeconds: seconds, tables: tables))
+        }
+        return holders
     }
 
     func migrate(connection: PostgresConnection, logger: Logger) async throws -> [Int] {
@@ -35,6 +95,8 @@ public struct Migrator: Sendable {
         try await run("BEGIN")
         do {
             try await run("SELECT pg_advisory_xact_lock(hashtext('outbox-relay migrate \(s)'))")
+            // After the advisory lock: a concurrent `migrate` is waited for as long as it takes.
+            try await run("SET LOCAL lock_timeout = '\(max(1, lockTimeout.milliseconds))ms'")
             try await run(
                 """
                 CREATE SCHEMA IF NOT EXISTS \(s);
@@ -95,11 +157,36 @@ public struct Migrator: Sendable {
 /// Why the schema could not be brought up to date.
 public enum MigrationError: Error, CustomStringConvertible {
     case databaseIsNewer(schema: String, found: Int, known: Int)
+    /// Each of `attempts` tries waited `lockTimeout` for a lock and gave up; nothing was applied.
+    case lockNotAvailable(schema: String, attempts: Int, lockTimeout: Duration, holders: [LockHolder])
+
+    /// A session holding a lock on one of the schema's tables.
+    public struct LockHolder: Sendable, CustomStringConvertible {
+        public var pid: Int32
+        /// `pg_stat_activity.state`: `unknown` when the migrating role may not see other roles'
+        /// sessions (it needs pg_read_all_stats for that).
+        public var state: String
+        public var application: String
+        /// How long its transaction has been open; -1 unknown.
+        public var transactionSeconds: Int64
+        public var tables: String
+
+        public var description: String {
+            let age = transactionSeconds >= 0 ? ", transaction open for \(transactionSeconds)s" : ""
+            let application = self.application.isEmpty ? "" : ", application \"\(self.application)\""
+            return "pid \(pid) (\(state)\(age)\(application); holds \(tables))"
+        }
+    }
 
     public var description: String {
         switch self {
         case .databaseIsNewer(let schema, let found, let known):
             return "schema \(schema) is at version \(found), but this outbox-relay only knows up to \(known): upgrade outbox-relay before running it against this database"
+        case .lockNotAvailable(let schema, let attempts, let lockTimeout, let holders):
+            let who = holders.isEmpty
+                ? "no session holds a lock on its tables any more: run migrate again"
+                : "sessions holding locks on its tables: \(holders.map(\.description).joined(separator: "; ")); an open transaction that used the outbox (e.g. one that enqueued and was never committed, idle in transaction) holds its lock until it ends: end it, or pg_terminate_backend(pid), then run migrate again"
+            return "migrating schema \(schema) waited for a lock \(attempts) times (\(lockTimeout) each; the application's enqueues waited at most that long behind it) and gave up; nothing was changed. \(who)"
         }
     }
 }
