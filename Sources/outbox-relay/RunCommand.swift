@@ -38,6 +38,20 @@ struct RunCommand: AsyncParsableCommand {
             CommandFailure.report(error.description)
             throw ExitCode(2)
         }
+        let identity = RelayIdentity(
+            host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
+            version: RelayVersion.current)
+        let telemetry: TelemetryBackends
+        do {
+            let export = try TelemetryExport.from(environment: ProcessInfo.processInfo.environment)
+            telemetry = try TelemetryBackends.make(export, relayID: settings.relay.relayID, identity: identity, logger: logger)
+        } catch let error as TelemetryExportError {
+            CommandFailure.report(error.description)
+            throw ExitCode(2)
+        } catch {
+            CommandFailure.report("the OTLP exporter could not be set up from the OTEL_* settings: \(error)")
+            throw ExitCode(2)
+        }
         do {
             try await DatabaseProbe.check(settings.database, logger: logger)
         } catch {
@@ -47,21 +61,20 @@ struct RunCommand: AsyncParsableCommand {
         // dead-letter tools may legitimately run longer statements.
         let client = PostgresClient(
             configuration: settings.databaseSession.applied(to: settings.database.clientConfiguration()), backgroundLogger: logger)
-        let registry = Self.bootstrapPrometheus()
+        let registry = Self.bootstrapMetrics(besides: telemetry.metrics)
         let health = RelayHealth()
         let relay = RelayService(
-            configuration: settings.relay, client: client, kafka: kafka,
-            identity: RelayIdentity(
-                host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
-                version: RelayVersion.current),
-            logger: logger, metrics: RelayMetrics(), health: health)
+            configuration: settings.relay, client: client, kafka: kafka, identity: identity,
+            logger: logger, metrics: RelayMetrics(), health: health, tracer: telemetry.tracer)
         // Before the relay: ServiceGroup stops services in reverse order, so the endpoints keep
         // answering ("shutting down", last metric values) until the relay has settled and released.
         let http: [ServiceGroupConfiguration.ServiceConfiguration] = settings.httpAddress.map { address in
             [.init(service: RelayHTTPServer(address: address, health: health, logger: logger) { registry.emitToString() })]
         } ?? []
+        // The exporter first, so it is stopped last: it flushes the spans of the relay's final batch.
+        let exporter: [ServiceGroupConfiguration.ServiceConfiguration] = telemetry.service.map { [.init(service: $0)] } ?? []
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
+            services: exporter + [
                 .init(service: client)
             ] + http + [
                 .init(
@@ -88,12 +101,17 @@ struct RunCommand: AsyncParsableCommand {
 
     /// Makes Prometheus the process's swift-metrics backend (once: `run` is the only command that
     /// reports metrics) with buckets that suit the relay, and returns the registry `/metrics` serves.
-    private static func bootstrapPrometheus() -> PrometheusCollectorRegistry {
+    /// With an OTLP metrics exporter (`OTEL_METRICS_EXPORTER=otlp`) every metric goes to both.
+    private static func bootstrapMetrics(besides otlp: (any MetricsFactory)?) -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets[RelayMetrics.Name.commitToAck] = RelayMetrics.commitToAckBuckets
         factory.valueHistogramBuckets[RelayMetrics.Name.batchSize] = RelayMetrics.batchSizeBuckets
-        MetricsSystem.bootstrap(factory)
+        if let otlp {
+            MetricsSystem.bootstrap(MultiplexMetricsHandler(factories: [factory, otlp]))
+        } else {
+            MetricsSystem.bootstrap(factory)
+        }
         return registry
     }
 }

@@ -44,7 +44,7 @@ import Tracing
             #expect(published.attributes["messaging.system"]?.toSpanAttribute() == .string("kafka"))
             #expect(published.attributes["messaging.destination.name"]?.toSpanAttribute() == .string(fixture.topic))
             #expect(published.attributes["messaging.message.id"]?.toSpanAttribute() == .string("test/\(ids[0])"))
-            #expect(published.attributes["messaging.kafka.message.key"]?.toSpanAttribute() == .string("order-1"))
+            #expect(published.attributes["messaging.kafka.message.key"] == nil, "keys are often customer ids: not exported")
             #expect(published.attributes["messaging.batch.message_count"]?.toSpanAttribute() == .int64(3))
             #expect(published.attributes["outbox.outcome"]?.toSpanAttribute() == .string("published"))
             let partition = published.attributes["messaging.destination.partition.id"]?.toSpanAttribute()
@@ -65,8 +65,9 @@ import Tracing
             #expect(spans.contains { $0.operationName == "outbox.settle" && $0.parentSpanID == batch.spanID })
             #expect(published.links.first?.context.inMemorySpanContext?.spanID == batch.spanID)
             // Its lanes were claimed once, in one statement.
-            let claim = try #require(spans.first { $0.operationName == "outbox.claim" })
-            #expect(Self.int(claim.attributes["outbox.lanes.count"]?.toSpanAttribute()) == 256)
+            let claims = spans.filter { $0.operationName == "outbox.claim" }
+            #expect(claims.count == 1)
+            #expect(claims.first.flatMap { Self.int($0.attributes["outbox.lanes.count"]?.toSpanAttribute()) } == 256)
             // An idle relay polling an empty outbox makes no spans: one batch in all.
             #expect(spans.filter { $0.operationName == "outbox.batch" }.count == 1)
         }

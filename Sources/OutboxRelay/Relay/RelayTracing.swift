@@ -84,7 +84,7 @@ struct RelayTracing: Sendable {
             guard let (result, error) = outcome[row.id] else { continue }
             var parent = ServiceContext.topLevel
             if let headers = try? EnvelopeBuilder.decodeHeaders(row.headersJSON), !headers.isEmpty {
-                tracer.extract(headers, into: &parent, using: HeadersExtractor())
+                tracer.extract(MessageHeaders(headers), into: &parent, using: HeadersExtractor())
             }
             let span = tracer.startSpan("send \(row.topic)", context: parent, ofKind: .producer, at: sentAt)
             span.addLink(batchLink)
@@ -95,7 +95,6 @@ struct RelayTracing: Sendable {
                 attributes["messaging.destination.name"] = row.topic
                 attributes["messaging.message.id"] = "\(source)/\(row.id)"
                 attributes["messaging.batch.message_count"] = rows.count
-                if let key = row.key { attributes["messaging.kafka.message.key"] = String(decoding: key.readableBytesView, as: UTF8.self) }
                 if let partition = partitions[row.id] { attributes["messaging.destination.partition.id"] = "\(partition)" }
                 attributes["outbox.id"] = Int(row.id)
                 attributes["outbox.lane"] = Int(row.lane)
@@ -115,5 +114,16 @@ struct RelayTracing: Sendable {
 
 /// Reads a propagated context from a message's headers.
 struct HeadersExtractor: Extractor {
-    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+    func extract(key: String, from carrier: MessageHeaders) -> String? { carrier.headers[key] }
+}
+
+/// A message's headers as the carrier a tracer extracts its context from. It describes itself by
+/// header names only: a tracer that cannot parse a context may log its carrier (swift-otel does,
+/// at warning level), and header values are the application's data, credentials included.
+struct MessageHeaders: CustomStringConvertible, Sendable {
+    let headers: [String: String]
+
+    init(_ headers: [String: String]) { self.headers = headers }
+
+    var description: String { "message headers \(headers.keys.sorted())" }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Outbox
+import OutboxTestSupport
 @_spi(Benchmark) import OutboxRelay
 import PostgresNIO
 
@@ -44,6 +45,10 @@ struct DrainCommand: AsyncParsableCommand {
         name: .customLong("naive"),
         help: "Drain with the reference instead of outbox-relay: --relays loops of SELECT … FOR UPDATE SKIP LOCKED, produce, wait, DELETE, COMMIT (in this process).")
     var naive = false
+    @Flag(
+        name: .customLong("trace-sink"),
+        help: "Relays export their spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT) to a collector stand-in in this process, which answers as a collector does and only counts: the cost of tracing every message.")
+    var traceSink = false
 
     func validate() throws {
         guard messages >= 1, deadRows >= 0, heldKeyRows >= 0, (1...32).contains(relays), payloadBytes >= 0, keys >= 1, timeout >= 1,
@@ -88,9 +93,20 @@ struct DrainCommand: AsyncParsableCommand {
 
             let profile = StatementProfile(client: client, logger: logger)
             let profiling = await profile.reset()
+            let sink = traceSink ? try await OTLPReceiver.start(keepBodies: false) : nil
+            var environment = context.relayEnvironment()
+            if let sink {
+                environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
+                // A queue that holds a drain's spans between exports, so none is dropped and the
+                // run pays for every one (the default queue of 2,048 drops most of them).
+                for (name, value) in ["OTEL_BSP_MAX_QUEUE_SIZE": "200000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096", "OTEL_BSP_SCHEDULE_DELAY": "500"]
+                where environment[name] == nil {
+                    environment[name] = value
+                }
+            }
             let processes = RelayProcesses(
                 count: relays, arguments: ["--batch-size", "\(batchSize)", "--poll-interval", "100ms"],
-                environment: context.relayEnvironment(), logDirectory: context.directory, httpPortBase: httpPortBase)
+                environment: environment, logDirectory: context.directory, httpPortBase: httpPortBase)
             let cpu = CPUAccount.forRun(
                 relays: processes, postmaster: try await context.localPostmaster(client), brokers: context.brokers)
             Progress.line(naive ? "starting \(relays) naive reference loop(s)" : "starting \(relays) relay(s): \(RelayProcesses.relayBinary)")
@@ -158,6 +174,10 @@ struct DrainCommand: AsyncParsableCommand {
             }
             if let reference { _ = try await reference.value }
             let exitCodes = naive ? [] : await processes.stop()
+            if let sink {
+                Progress.line(String(format: "trace sink: %d export requests, %.1f MiB of spans", sink.requestCount, Double(sink.bytesReceived) / 1_048_576))
+                await sink.close()
+            }
             if heldKeyRows > 0 { try await seeder.delete(topic: "\(topic)-held") }
             let statements = profiling ? (try? await profile.top(schema: schema)) ?? [] : []
 
@@ -202,6 +222,7 @@ struct DrainCommand: AsyncParsableCommand {
             deadRows > 0 ? "\(deadRows) dead rows before the seed" : nil,
             heldKeyRows > 0 ? "\(heldKeyRows) rows of one key held behind a retry" : nil,
             analyze ? nil : "no ANALYZE after the seed",
+            traceSink ? "every message traced: spans exported over OTLP/HTTP to a collector stand-in" : nil,
         ]
             .compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
