@@ -12,13 +12,18 @@ enum FleetPage {
         if expired > 0 { summary += ", \(expired) expired" }
         summary += "; \(fleet.pending) pending, \(fleet.deadLetters) dead letter(s). Read at \(ConsolePages.time(fleet.readAt))."
         html.append(HTML.element("p", ["class": "summary", "id": "fleet-summary"], text: summary))
+        // Stepped-back relays heartbeat but claim nothing: only the others will take the lanes.
+        let claiming = fleet.relays.filter { $0.alive && !$0.steppedBack }.count
         if fleet.lanes.count - held > 0 && alive > 0 {
             let unheld = fleet.lanes.filter { $0.state != "held" }.map { "\($0.lane)" }
             let listed = unheld.prefix(32).joined(separator: ", ") + (unheld.count > 32 ? ", …" : "")
+            let when = claiming > 0
+                ? "until a relay claims them (within one renew interval while relays run)"
+                : "until a broker answers: every live relay has stepped back, its broker unreachable, and claims nothing until then"
             html.append(
                 HTML.element(
                     "p", ["class": "warning", "role": "status"],
-                    text: "\(unheld.count) lane(s) have no live lease (\(listed)): their messages wait until a relay claims them (within one renew interval while relays run)."))
+                    text: "\(unheld.count) lane(s) have no live lease (\(listed)): their messages wait \(when)."))
         }
 
         html.append(HTML.element("h2", text: "Relays"))

@@ -86,4 +86,25 @@ struct ConsoleUnitTests {
         history.record(total: 150, at: t0.addingTimeInterval(200))
         #expect(history.samples.count == 1, "samples older than the window are dropped")
     }
+
+    /// Unheld lanes wait for a relay that claims; when every live relay has stepped back (the whole
+    /// cluster unreachable), none will until a broker answers, and the page must not promise a claim.
+    @Test func theUnheldLanesWarningSaysWhoWillClaimThem() {
+        func relay(_ id: String, steppedBack: Bool) -> RelayRecord {
+            RelayRecord(
+                id: id, host: "h", pid: 1, version: "v", startedAt: Date(), heartbeatAt: Date(), heartbeatAgeSeconds: 1,
+                lanesHeld: 0, alive: true, steppedBack: steppedBack, ready: false, readiness: "broker unreachable")
+        }
+        func page(_ relays: [RelayRecord]) -> String {
+            let lanes = (0..<256).map { FleetSnapshot.Lane(lane: Int16($0), owner: nil, epoch: 0, leaseSecondsLeft: nil, state: "free") }
+            let snapshot = FleetSnapshot(
+                schema: "outbox", readAt: Date(), relays: relays, lanes: lanes, topics: [], oldestLanes: [], deadLetters: 0,
+                rowsLeftOutbox: 0)
+            return FleetPage.body(snapshot, throughput: []).markup
+        }
+        let waiting = page([relay("a", steppedBack: true), relay("b", steppedBack: false)])
+        #expect(waiting.contains("256 lane(s) have no live lease") && waiting.contains("until a relay claims them"))
+        let allBack = page([relay("a", steppedBack: true), relay("b", steppedBack: true)])
+        #expect(allBack.contains("until a broker answers") && !allBack.contains("until a relay claims them"), "\(allBack)")
+    }
 }

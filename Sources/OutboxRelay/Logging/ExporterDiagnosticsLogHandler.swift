@@ -30,11 +30,8 @@ public struct ExporterDiagnosticsLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
         var event = event
-        event.metadata = Self.redacted(merged)
+        event.metadata = Self.redacted(mergedMetadata(event))
         base.log(event: event)
     }
 

@@ -29,9 +29,7 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        let merged = mergedMetadata(event)
         var object: [String: Any] = [
             "timestamp": Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             "level": event.level.rawValue,
@@ -63,5 +61,16 @@ public struct JSONLogHandler: LogHandler {
     /// One `write(2)` per line, so lines from concurrent tasks do not interleave.
     public static let standardError: @Sendable (String) -> Void = { line in
         FileHandle.standardError.write(Data(line.utf8))
+    }
+}
+
+extension LogHandler {
+    /// The handler's, the provider's and the call site's metadata merged, the call site winning
+    /// (what swift-log's own handlers print).
+    func mergedMetadata(_ event: LogEvent) -> Logger.Metadata {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        return merged
     }
 }

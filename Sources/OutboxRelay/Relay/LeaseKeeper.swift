@@ -226,7 +226,14 @@ struct LeaseKeeper: Sendable {
     ///
     /// Releases by owner, not by the leases in the table: a claim that committed while the keeper
     /// was being cancelled (its answer never reached the table) would otherwise stay ours until the
-    /// TTL. Safe because the pipeline has stopped: nothing of this relay writes any lane any more.
+    /// TTL. At shutdown and after a stall the pipeline has stopped: nothing of this relay writes any
+    /// lane any more. A relay stepping back (its broker unreachable) releases while its batch may
+    /// still be in flight: the emptied table makes the pipeline abandon that send (purged within
+    /// 100 ms) and the epoch fence refuses its settle, so its rows stay in the outbox for the new
+    /// holder. A record of that batch the broker still appends later (bytes already on the wire)
+    /// is a duplicate that lands after the new holder's copy; both copies are in key order, so the
+    /// first delivery of every message keeps its key's order, which consumers deduplicating on the
+    /// envelope id see.
     func releaseAll(leavingTheFleet: Bool = true) async {
         let leases = table.removeAll()
         do {

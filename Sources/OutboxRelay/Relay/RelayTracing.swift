@@ -87,6 +87,11 @@ struct RelayTracing: Sendable {
                 tracer.extract(MessageHeaders(headers), into: &parent, using: HeadersExtractor())
             }
             let span = tracer.startSpan("send \(row.topic)", context: parent, ofKind: .producer, at: sentAt)
+            // Not sampled (e.g. the enqueuer's trace was not): nothing of it is kept, so build nothing.
+            guard span.isRecording else {
+                span.end()
+                continue
+            }
             span.addLink(batchLink)
             span.updateAttributes { attributes in
                 attributes["messaging.system"] = "kafka"
