@@ -73,6 +73,41 @@ import Tracing
         }
     }
 
+    /// Records of a slow partition (librdkafka's mock cluster: its leader answers after 4 s) are
+    /// left in flight as stragglers while the rest of their batch is settled; each still gets its
+    /// send span once its report is in, marked as a straggler and linked to the batch that sent it.
+    @Test func stragglersGetTheirSpansWhenTheyAreSettled() async throws {
+        try await OutboxFixture.with { fixture in
+            let cluster = try MockKafkaCluster(brokers: 3)
+            try cluster.createTopic(fixture.topic, partitions: 4, replicationFactor: 3)
+            for (partition, broker) in [(0, 3), (1, 1), (2, 2), (3, 1)] as [(Int32, Int32)] {
+                try cluster.setLeader(topic: fixture.topic, partition: partition, broker: broker)
+            }
+            // The producer id and metadata on a healthy cluster first (another relay run).
+            _ = try await fixture.enqueue([OutboxMessage(topic: fixture.topic, key: "warm", payload: "warm")])
+            try await fixture.drain(fixture.relayConfiguration(), brokers: cluster.bootstrapServers)
+            try cluster.setRoundTrip(broker: 3, .seconds(4))
+            let ids = try await fixture.enqueue((0..<200).map { OutboxMessage(topic: fixture.topic, key: "key-\($0 % 40)", payload: "m-\($0)") })
+
+            let tracer = InMemoryTracer()
+            let relay = RelayService(
+                configuration: fixture.relayConfiguration(), client: fixture.client,
+                kafka: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers, messageTimeout: .seconds(10)),
+                identity: RelayIdentity(host: "test", pid: 1, version: "test"), logger: fixture.logger, tracer: tracer)
+            try await relay.run()
+
+            let sends = tracer.finishedSpans.filter { $0.kind == .producer }
+            let published = sends.filter { $0.attributes["outbox.outcome"]?.toSpanAttribute() == .string("published") }
+            let spanned = Set(published.compactMap { Self.int($0.attributes["outbox.id"]?.toSpanAttribute()) })
+            #expect(spanned.isSuperset(of: ids.map { Int($0) }), "every published message has a span: \(ids.count - spanned.intersection(ids.map { Int($0) }).count) without")
+            let stragglers = published.filter { $0.attributes["outbox.straggler"]?.toSpanAttribute() == .bool(true) }
+            #expect(!stragglers.isEmpty, "partition 0's records were settled as stragglers")
+            #expect(stragglers.allSatisfy { $0.attributes["messaging.destination.partition.id"]?.toSpanAttribute() == .string("0") })
+            let batches = Set(tracer.finishedSpans.filter { $0.operationName == "outbox.batch" }.compactMap { $0.context.inMemorySpanContext?.spanID })
+            #expect(stragglers.allSatisfy { span in span.links.contains { batches.contains($0.context.inMemorySpanContext?.spanID ?? "") } })
+        }
+    }
+
     static func int(_ attribute: SpanAttribute?) -> Int? {
         switch attribute {
         case .int64(let value)?: Int(value)

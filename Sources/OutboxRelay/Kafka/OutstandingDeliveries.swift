@@ -52,6 +52,10 @@ public final class OutstandingDeliveries: Sendable {
         }
     }
 
+    /// The partition each was appended to, in ``indices`` order (nil where no report came or it
+    /// failed): for their spans.
+    public func partitions() -> [Int32?] { indices.map { batch.partition(ofRecordAt: $0) } }
+
     /// Gives up on them now (purging everything the producer holds): for a relay that stops.
     public func purge() {
         producer.purgeOutstanding()

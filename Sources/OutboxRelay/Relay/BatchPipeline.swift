@@ -311,7 +311,8 @@ struct BatchPipeline: Sendable {
         if let outstanding = report.outstanding {
             let group = Stragglers.Group(
                 leases: leases, rows: outstanding.indices.map { rowResults[recordRows[$0]].row }, deliveries: outstanding,
-                since: .now, blockedKeys: plan.keysBlockingInFlight)
+                since: .now, blockedKeys: plan.keysBlockingInFlight,
+                traced: batchSpan.flatMap { span in sentAt.map { Stragglers.TracedBatch(batch: span, sentAt: $0) } })
             table.beginStragglers(lanes: group.lanes)
             stragglers.add(group)
             stragglersOfThisBatch = Set(group.rows.map(\.id))
@@ -496,6 +497,14 @@ struct BatchPipeline: Sendable {
         metrics.batchSettled(
             read: 0, delivered: plan.delivered, retried: plan.retries.count, deadLettered: plan.deadLetters.map(\.reason))
         try await settle(&settlement, &cursors)
+        if let tracing, let traced = group.traced {
+            tracing.recordMessages(
+                group.rows, plan: plan, source: builder.source, batch: traced.batch, sentAt: traced.sentAt,
+                partitions: Dictionary(
+                    zip(group.rows, group.deliveries.partitions()).compactMap { row, partition in partition.map { (row.id, $0) } },
+                    uniquingKeysWith: { first, _ in first }),
+                straggled: true)
+        }
         // Only the producer they were on, if it is still the current one.
         if let outage = plan.outage, outage.requiresNewProducer, group.deliveries.producer === producers.current {
             await producers.replace(because: "\(outage.name): \(outage.message)")

@@ -66,11 +66,12 @@ struct RelayTracing: Sendable {
         case left
     }
 
-    /// Ends one span per row whose fate the plan decided (rows still in flight as stragglers get
-    /// none), parented by the enqueuer's context, linked to the batch.
+    /// Ends one span per row whose fate the plan decided, parented by the enqueuer's context,
+    /// linked to the batch. Rows still in flight as stragglers get theirs when they are settled
+    /// (`straggled`: marked `outbox.straggler`), still linked to the batch that sent them.
     func recordMessages(
         _ rows: [PendingMessage], plan: SettlePlan, source: String, batch: any Span, sentAt: some TracerInstant,
-        partitions: [Int64: Int32]
+        partitions: [Int64: Int32], straggled: Bool = false
     ) {
         var outcome: [Int64: (Outcome, String?)] = [:]
         outcome.reserveCapacity(rows.count)
@@ -105,6 +106,7 @@ struct RelayTracing: Sendable {
                 attributes["outbox.lane"] = Int(row.lane)
                 attributes["outbox.attempt"] = Int(row.attempts) + 1
                 attributes["outbox.outcome"] = result.rawValue
+                if straggled { attributes["outbox.straggler"] = true }
             }
             if let error {
                 span.attributes["error.type"] = result == .deadLettered ? "dead_lettered" : result.rawValue

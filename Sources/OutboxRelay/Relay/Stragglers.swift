@@ -1,4 +1,5 @@
 import NIOCore
+import Tracing
 
 /// Records of earlier batches still in flight: a send returned without them because the rest of its
 /// batch was delivered and they were not (one partition without a reachable leader, or a slow one;
@@ -12,6 +13,11 @@ import NIOCore
 /// straggler budget), so at most two batches' worth of rows per relay are in flight at once: the
 /// duplicate bound after a crash.
 struct Stragglers: Sendable {
+    struct TracedBatch: Sendable {
+        var batch: any Span
+        var sentAt: DefaultTracerClock.Instant
+    }
+
     struct Group: Sendable {
         /// The leases of the batch that sent them: the fence of their settle.
         var leases: [LaneLease]
@@ -22,6 +28,9 @@ struct Stragglers: Sendable {
         /// Keys with an earlier row of their batch that failed ahead of these (retried or left): a
         /// delivered straggler of such a key is not deleted (see `SettlePlan.keysBlockingInFlight`).
         var blockedKeys: Set<ByteBuffer> = []
+        /// The batch span they were sent under and when (nil: no tracer): their message spans are
+        /// made when they are settled, linked to it like the rest of their batch.
+        var traced: TracedBatch? = nil
 
         var lanes: Set<Int16> { Set(rows.map(\.lane)) }
     }
