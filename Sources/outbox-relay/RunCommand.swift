@@ -72,7 +72,10 @@ struct RunCommand: AsyncParsableCommand {
             [.init(service: RelayHTTPServer(address: address, health: health, logger: logger) { registry.emitToString() })]
         } ?? []
         // The exporter first, so it is stopped last: it flushes the spans of the relay's final batch.
-        let exporter: [ServiceGroupConfiguration.ServiceConfiguration] = telemetry.service.map { [.init(service: $0)] } ?? []
+        // Whatever becomes of it, the relay goes on: telemetry must never stop the publishing.
+        let exporter: [ServiceGroupConfiguration.ServiceConfiguration] = telemetry.service.map {
+            [.init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)]
+        } ?? []
         var groupConfiguration = ServiceGroupConfiguration(
             services: exporter + [
                 .init(service: client)

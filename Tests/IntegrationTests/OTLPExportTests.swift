@@ -95,6 +95,52 @@ import Testing
         }
     }
 
+    /// The tracing backend must never hold the relay back: with the collector refusing
+    /// connections, or accepting them and never answering (a blackholed link), the relay publishes
+    /// everything and stops on SIGTERM; the spans are dropped.
+    @Test(arguments: [FaultProxy.Mode.refuse, .blackhole])
+    func aCollectorThatIsDownOrSilentNeverHoldsTheRelayBack(_ mode: FaultProxy.Mode) async throws {
+        let receiver = try await OTLPReceiver.start()
+        let proxy = try await FaultProxy.start(upstreamPort: receiver.port)
+        defer { Task { await receiver.close() } }
+        proxy.set(mode)
+        try await OutboxFixture.with { fixture in
+            let relay = try ChildProcess(
+                ChildProcess.relayBinary, ["run", "--relay-id", TestServices.uniqueName("otlp_down"), "--poll-interval", "50ms"],
+                environment: ChildProcess.environment([
+                    "OUTBOX_DATABASE_URL": TestServices.databaseURL, "OUTBOX_KAFKA_BROKERS": TestServices.brokers,
+                    "OUTBOX_SCHEMA": fixture.schema.rawValue, "OUTBOX_KAFKA_MESSAGE_TIMEOUT": "5s",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(proxy.port)", "OTEL_BSP_SCHEDULE_DELAY": "100",
+                    "OTEL_METRICS_EXPORTER": "otlp", "OTEL_METRIC_EXPORT_INTERVAL": "200",
+                ]))
+            let count = 300
+            _ = try await fixture.enqueue((0..<count).map { OutboxMessage(topic: fixture.topic, key: "k-\($0 % 30)", payload: "m-\($0)") })
+            let started = ContinuousClock.now
+            var pending = Int64(count)
+            while pending > 0 && ContinuousClock.now - started < .seconds(20) {
+                try await Task.sleep(for: .milliseconds(100))
+                pending = try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self)
+            }
+            #expect(pending == 0, "\(pending) left after 20 s with the collector \(mode); stderr: \(relay.standardError.suffix(2000))")
+            // More of them while the exporter is failing or waiting: still published at once.
+            _ = try await fixture.enqueue((0..<count).map { OutboxMessage(topic: fixture.topic, key: "k-\($0 % 30)", payload: "n-\($0)") })
+            let second = ContinuousClock.now
+            while pending == 0 && ContinuousClock.now - second < .milliseconds(100) { try await Task.sleep(for: .milliseconds(10)) }
+            repeat {
+                try await Task.sleep(for: .milliseconds(100))
+                pending = try await fixture.scalar("SELECT count(*) FROM {schema}.messages", as: Int64.self)
+            } while pending > 0 && ContinuousClock.now - second < .seconds(10)
+            #expect(pending == 0, "the second burst waited: \(pending) left")
+            relay.signal(SIGTERM)
+            // The stop may wait for the exporter's last flush to time out (a silent collector),
+            // never for ever: the service group bounds the graceful stop.
+            let code = await relay.wait(timeout: .seconds(90))
+            #expect(code == 0, "exit code; stderr: \(relay.standardError.suffix(2000))")
+            #expect(try await fixture.readTopic().count == 2 * count)
+        }
+        _ = receiver
+    }
+
     @Test func whatThisBuildCannotExportIsRefusedBeforeTheRelayStarts() async throws {
         try await OutboxFixture.with { fixture in
             _ = try await fixture.enqueue([OutboxMessage(topic: fixture.topic, key: "k", payload: "stays")])
