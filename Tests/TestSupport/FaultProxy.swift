@@ -43,13 +43,13 @@ public final class FaultProxy: Sendable {
 
     /// Listens on 127.0.0.1 (a free port) and forwards to `upstreamHost:upstreamPort`.
     public static func start(upstreamHost: String = "127.0.0.1", upstreamPort: Int) async throws -> FaultProxy {
-        let holder = ProxyHolder()
+        let holder = LateBinding<FaultProxy>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeSucceededVoidFuture().map {
-                    holder.proxy?.accept(channel)
+                    holder.value?.accept(channel)
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -184,11 +184,6 @@ public final class FaultProxy: Sendable {
     }
 
     /// Lets the child initializer reach the proxy created after `bind` returned.
-    private final class ProxyHolder: Sendable {
-        private let value = Mutex<FaultProxy?>(nil)
-        var proxy: FaultProxy? { value.withLock { $0 } }
-        func set(_ proxy: FaultProxy) { value.withLock { $0 = proxy } }
-    }
 }
 
 extension Duration {

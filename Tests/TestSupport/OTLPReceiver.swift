@@ -34,7 +34,7 @@ public final class OTLPReceiver: Sendable {
 
     /// Listens on 127.0.0.1, on a free port.
     public static func start(keepBodies: Bool = true) async throws -> OTLPReceiver {
-        let holder = Holder()
+        let holder = LateBinding<OTLPReceiver>()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -70,21 +70,15 @@ public final class OTLPReceiver: Sendable {
         received.withLock { $0.append(request) }
     }
 
-    private final class Holder: Sendable {
-        private let receiver = Mutex<OTLPReceiver?>(nil)
-        func set(_ value: OTLPReceiver) { receiver.withLock { $0 = value } }
-        var value: OTLPReceiver? { receiver.withLock { $0 } }
-    }
-
     private final class RequestHandler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
 
-        private let holder: Holder
+        private let holder: LateBinding<OTLPReceiver>
         private var head: HTTPRequestHead?
         private var body: [UInt8] = []
 
-        init(holder: Holder) { self.holder = holder }
+        init(holder: LateBinding<OTLPReceiver>) { self.holder = holder }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {

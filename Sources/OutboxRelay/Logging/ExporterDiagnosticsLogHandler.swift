@@ -15,8 +15,11 @@ public struct ExporterDiagnosticsLogHandler: LogHandler {
     private var base: any LogHandler
 
     public init(wrapping base: any LogHandler) {
-        self.base = base
+        // The provider's metadata is merged here, once, and redacted with the rest: left on the
+        // wrapped handler it would be merged again after the redaction.
         self.metadataProvider = base.metadataProvider
+        self.base = base
+        self.base.metadataProvider = nil
     }
 
     public var logLevel: Logger.Level {

@@ -341,8 +341,7 @@ struct BatchPipeline: Sendable {
             throw error
         }
         if let tracing, let batchSpan, let sentAt {
-            var partitions: [Int64: Int32] = [:]
-            for (index, partition) in zip(recordRows, report.partitions) { partitions[rowResults[index].row.id] = partition }
+            let partitions = RelayTracing.partitions(of: recordRows.lazy.map { rowResults[$0].row }, report.partitions)
             tracing.recordMessages(rows, plan: plan, source: builder.source, batch: batchSpan, sentAt: sentAt, partitions: partitions)
         }
         logger.debug(
@@ -500,10 +499,7 @@ struct BatchPipeline: Sendable {
         if let tracing, let traced = group.traced {
             tracing.recordMessages(
                 group.rows, plan: plan, source: builder.source, batch: traced.batch, sentAt: traced.sentAt,
-                partitions: Dictionary(
-                    zip(group.rows, group.deliveries.partitions()).compactMap { row, partition in partition.map { (row.id, $0) } },
-                    uniquingKeysWith: { first, _ in first }),
-                straggled: true)
+                partitions: RelayTracing.partitions(of: group.rows, group.deliveries.partitions()), straggled: true)
         }
         // Only the producer they were on, if it is still the current one.
         if let outage = plan.outage, outage.requiresNewProducer, group.deliveries.producer === producers.current {

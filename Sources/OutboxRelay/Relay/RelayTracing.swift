@@ -55,6 +55,13 @@ struct RelayTracing: Sendable {
         span.end()
     }
 
+    /// The partition of each row that has one, from a send's partitions in the rows' order.
+    static func partitions(of rows: some Sequence<PendingMessage>, _ partitions: some Sequence<Int32?>) -> [Int64: Int32] {
+        var byID: [Int64: Int32] = [:]
+        for (row, partition) in zip(rows, partitions) { byID[row.id] = partition }
+        return byID
+    }
+
     /// What became of one row, as a span's outcome.
     enum Outcome: String, Sendable {
         case published
